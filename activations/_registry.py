@@ -1,0 +1,99 @@
+"""The activation registry: one dict, filled by ``@register_activation``."""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+
+
+class UnknownActivationError(ValueError):
+    """Raised for a name that is not in the registry."""
+
+
+class ActivationParameterError(ValueError):
+    """Raised for an unknown or invalid activation parameter."""
+
+
+@dataclass(frozen=True)
+class ActivationEntry:
+    name: str
+    layer_cls: type            # keras.layers.Layer subclass
+    fn: Callable               # plain functional form fn(x, **params)
+    catalogue: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ActivationEntry] = {}
+
+
+def register_activation(name: str, *, fn: Callable, catalogue: dict | None = None):
+    """Class decorator: register a Keras layer class as activation ``name``.
+
+    A duplicate name is an error (unlike timm, which only warns).
+    """
+    def wrap(cls):
+        if name in _REGISTRY:
+            raise ValueError(f"Activation {name!r} is already registered "
+                             f"(by {_REGISTRY[name].layer_cls.__name__}).")
+        _REGISTRY[name] = ActivationEntry(name, cls, fn, dict(catalogue or {}))
+        return cls
+    return wrap
+
+
+def _entry(name) -> ActivationEntry:
+    if not isinstance(name, str):
+        raise UnknownActivationError(
+            f"Activation name must be a string. Received: name={name!r}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownActivationError(
+            f"Unknown activation {name!r}.{hint} "
+            f"See activations.list_activations() for all {len(_REGISTRY)} names."
+        ) from None
+
+
+def list_activations(pattern: str = "*") -> list[str]:
+    """Sorted names of registered activations matching an fnmatch ``pattern``."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def get(name, **params) -> keras.layers.Layer:
+    """Return a new layer instance of activation ``name`` with ``params``.
+
+    ``name`` may also be an existing layer (returned as is, no params allowed).
+
+    Raises:
+        UnknownActivationError: ``name`` is not registered (closest matches named).
+        ActivationParameterError: a parameter is unknown or has an invalid value.
+    """
+    if isinstance(name, keras.layers.Layer):
+        if params:
+            raise ActivationParameterError(
+                f"Parameters cannot be applied to an existing layer. Received: {params}")
+        return name
+    entry = _entry(name)
+    accepted = [p for p in inspect.signature(entry.layer_cls.__init__).parameters
+                if p not in ("self", "kwargs", "args")]
+    for key in params:
+        if key not in accepted and key not in ("name", "dtype"):
+            raise ActivationParameterError(
+                f"Unknown parameter {key!r} for activation {name!r} "
+                f"(accepted: {', '.join(accepted) or 'none'}). Received: {key}={params[key]!r}")
+    return entry.layer_cls(**params)
+
+
+def get_function(name: str) -> Callable:
+    """Return the plain functional form ``fn(x, **params)`` of activation ``name``."""
+    return _entry(name).fn
+
+
+def describe(name: str) -> dict:
+    """Catalogue entry of activation ``name`` (formula, derivative, range, ...)."""
+    entry = _entry(name)
+    return {"name": entry.name, "layer": entry.layer_cls.__name__, **entry.catalogue}

@@ -1,0 +1,1 @@
+"""Small helpers shared by every layer of the project (imports nothing of ours)."""

@@ -1,0 +1,32 @@
+"""The one place where library errors become a one-line message and exit 2."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+# Errors that mean "the user asked for something wrong": one line, exit 2.
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, ImportError)
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter before it is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None],
+            argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run ``main(argv)``; turn known errors into ``prog: error: ...`` + exit 2."""
+    prog = prog or os.path.basename(sys.argv[0])
+    try:
+        return int(main(argv) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, KeyError):
+            msg = msg.strip("'\"")
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 2
