@@ -1,0 +1,433 @@
+"""One small interface over every runtime an artifact runs in.
+
+``load_artifact(path)`` returns a :class:`Runner` for a ``.keras`` file, a
+SavedModel directory, an ``.onnx`` file or a ``.tflite`` file. Every runner
+takes float32 batches and returns float outputs, so validation, benchmarks
+and evaluation call the very code that later runs the artifact.
+
+Outputs are ordered by name with numbers compared as numbers
+(``output_2`` before ``output_10``): ``tf.nest`` and the converters sort
+signature keys as strings, which would silently permute ten or more outputs.
+"""
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from export.errors import ModelLoadError
+
+KINDS = ("keras", "saved_model", "onnx", "tflite")
+SIGNATURE_KEY = "serving_default"
+
+
+def natural_key(name: str):
+    """Sort key that compares the digit runs of ``name`` as integers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _spec(name, shape, dtype, quantization=None) -> dict:
+    shape = [None if (d is None or int(d) < 0) else int(d) for d in shape]
+    if shape:
+        shape[0] = None  # every runner accepts any batch size
+    spec = {"name": str(name), "shape": shape, "dtype": np.dtype(dtype).name}
+    if quantization is not None:
+        spec["quantization"] = quantization
+    return spec
+
+
+def _as_list(batch) -> list[np.ndarray]:
+    if isinstance(batch, (list, tuple)):
+        return [np.asarray(b, dtype=np.float32) for b in batch]
+    return [np.asarray(batch, dtype=np.float32)]
+
+
+class Runner:
+    """Runs one artifact. Subclasses fill the attributes and ``_run``.
+
+    Attributes:
+        kind: "keras" | "saved_model" | "onnx" | "tflite".
+        path: the artifact's path.
+        input_spec: list of ``{"name", "shape", "dtype"}`` (batch dim None;
+            int8 TFLite tensors add ``"quantization": {"scale", "zero_point"}``).
+        output_spec: same for outputs, in output order.
+    """
+
+    kind = ""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.input_spec: list[dict] = []
+        self.output_spec: list[dict] = []
+
+    def run(self, batch) -> list[np.ndarray]:
+        """Run a float32 batch ``[B, ...]`` (or a list, one per input).
+
+        Returns:
+            One float ``np.ndarray`` per output, ``[B, ...]``.
+
+        Raises:
+            ValueError: the number of inputs or their shapes do not match
+                ``input_spec``.
+        """
+        arrays = _as_list(batch)
+        if len(arrays) != len(self.input_spec):
+            raise ValueError(
+                f"{self.kind} artifact {self.path} takes {len(self.input_spec)} "
+                f"input(s); received {len(arrays)}.")
+        for a, spec in zip(arrays, self.input_spec):
+            want = spec["shape"][1:]
+            got = list(a.shape[1:])
+            if a.ndim != len(spec["shape"]) or any(
+                    w is not None and w != g for w, g in zip(want, got)):
+                raise ValueError(
+                    f"Input {spec['name']!r} of {self.path} expects shape "
+                    f"{spec['shape']}; received {list(a.shape)}.")
+        return [np.asarray(o) for o in self._run(arrays)]
+
+    def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.path}>"
+
+
+# ---------------------------------------------------------------- Keras
+def load_keras_model(path):
+    """Load a ``.keras`` file safely (``safe_mode=True``), our layers registered.
+
+    Uses ``models.load_model`` when the models package provides it (same
+    policy, one place), else ``keras.saving.load_model(path, safe_mode=True)``.
+
+    Raises:
+        ModelLoadError: the file is missing, not a ``.keras`` archive, holds a
+            Lambda layer, or names a class that is not registered.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"Model file not found: {str(path)!r}. "
+                             "Pass the path of a .keras file.")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ModelLoadError(
+            f"Not a Keras model file: {str(path)!r} (expected a .keras zip archive "
+            "written by model.save('name.keras')).")
+    try:
+        import activations  # noqa: F401  (registers our layers for deserialisation)
+    except ImportError:
+        pass
+    loader = None
+    try:
+        import models
+        loader = getattr(models, "load_model", None)
+    except ImportError:
+        pass
+    try:
+        if loader is not None:
+            return loader(path)
+        import keras
+        return keras.saving.load_model(path, safe_mode=True)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # keras raises TypeError/ValueError/KeyError here
+        text = " ".join(str(exc).split())
+        if "lambda" in text.lower():
+            hint = ("it contains a Lambda layer, which safe mode refuses to "
+                    "deserialise (arbitrary code); replace it with a registered layer")
+        elif "could not locate" in text.lower() or "unknown" in text.lower():
+            hint = ("it uses a class that is not registered; import the module "
+                    "that registers it (keras.saving.register_keras_serializable)")
+        else:
+            hint = "the file is not a valid Keras model"
+        raise ModelLoadError(
+            f"Cannot load {str(path)!r}: {hint}. Keras said: {text[:300]}") from exc
+
+
+class KerasRunner(Runner):
+    """Runs a ``keras.Model`` (in memory or loaded from a ``.keras`` file)."""
+
+    kind = "keras"
+
+    def __init__(self, path_or_model, num_threads=None):
+        import keras
+        if isinstance(path_or_model, keras.Model):
+            self.model = path_or_model
+            super().__init__(getattr(path_or_model, "name", "<in-memory>"))
+        else:
+            super().__init__(path_or_model)
+            self.model = load_keras_model(path_or_model)
+        _set_tf_threads(num_threads)
+        self.input_spec = [_spec(t.name, t.shape, t.dtype) for t in self.model.inputs]
+        self.output_spec = [_spec(f"output_{i}", t.shape, t.dtype)
+                            for i, t in enumerate(self.model.outputs)]
+        self._fn = None
+
+    def _run(self, arrays):
+        import tensorflow as tf
+        if self._fn is None:
+            # A traced function is what a deployed Keras model runs; eager
+            # __call__ would add per-layer Python overhead to every benchmark.
+            model = self.model
+            self._fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0],
+                                                     training=False),
+                                   reduce_retracing=True)
+        out = self._fn(*[tf.constant(a) for a in arrays])
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [o.numpy() for o in outs]
+
+
+def _set_tf_threads(num_threads):
+    """Best effort: TF fixes its thread pools at first use, later calls fail."""
+    if not num_threads:
+        return
+    import tensorflow as tf
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(num_threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
+
+
+# ---------------------------------------------------------------- SavedModel
+class SavedModelRunner(Runner):
+    """Runs the ``serving_default`` signature of a SavedModel with TensorFlow."""
+
+    kind = "saved_model"
+
+    def __init__(self, path, num_threads=None):
+        super().__init__(path)
+        import tensorflow as tf
+        _set_tf_threads(num_threads)
+        self._obj = tf.saved_model.load(str(path))
+        if SIGNATURE_KEY not in self._obj.signatures:
+            raise ModelLoadError(
+                f"SavedModel {str(path)!r} has no {SIGNATURE_KEY!r} signature "
+                f"(has: {sorted(self._obj.signatures)}).")
+        self._fn = self._obj.signatures[SIGNATURE_KEY]
+        ins = self._fn.structured_input_signature[1]
+        self._in_names = sorted(ins, key=natural_key)
+        self.input_spec = [_spec(n, ins[n].shape, ins[n].dtype.as_numpy_dtype)
+                           for n in self._in_names]
+        outs = self._fn.structured_outputs
+        self._out_names = sorted(outs, key=natural_key)
+        self.output_spec = [_spec(n, outs[n].shape, outs[n].dtype.as_numpy_dtype)
+                            for n in self._out_names]
+
+    def _run(self, arrays):
+        import tensorflow as tf
+        result = self._fn(**{n: tf.constant(a) for n, a in zip(self._in_names, arrays)})
+        return [result[n].numpy() for n in self._out_names]
+
+
+# ---------------------------------------------------------------- ONNX
+class OnnxRunner(Runner):
+    """Runs an ``.onnx`` file with onnxruntime's CPU provider."""
+
+    kind = "onnx"
+
+    def __init__(self, path, num_threads=None):
+        super().__init__(path)
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(num_threads or 0)  # 0: all cores
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+        self._inputs = sorted(self.session.get_inputs(), key=lambda t: natural_key(t.name))
+        self._outputs = sorted(self.session.get_outputs(), key=lambda t: natural_key(t.name))
+        self.input_spec = [_spec(t.name, _ort_shape(t.shape), _ort_dtype(t.type))
+                           for t in self._inputs]
+        self.output_spec = [_spec(t.name, _ort_shape(t.shape), _ort_dtype(t.type))
+                            for t in self._outputs]
+        self._out_names = [t.name for t in self._outputs]
+
+    def _run(self, arrays):
+        feed = {t.name: a for t, a in zip(self._inputs, arrays)}
+        return self.session.run(self._out_names, feed)
+
+
+def _ort_shape(shape):
+    return [d if isinstance(d, int) else None for d in shape]
+
+
+def _ort_dtype(type_str: str):
+    # onnxruntime reports "tensor(float)", "tensor(int8)", ...
+    inner = type_str[type_str.find("(") + 1:type_str.rfind(")")]
+    return {"float": "float32", "double": "float64", "float16": "float16"}.get(inner, inner)
+
+
+# ---------------------------------------------------------------- TFLite
+class TFLiteRunner(Runner):
+    """Runs a ``.tflite`` file with the LiteRT interpreter (``ai_edge_litert``).
+
+    Models with Select-TF (Flex) ops need TensorFlow's own interpreter, which
+    links the Flex delegate; it is used only for those. A model converted with
+    a fixed batch size runs any batch in chunks of that size (the last one
+    padded), so callers never see the difference. int8 inputs and outputs are
+    quantized / dequantized here with each tensor's scale and zero point.
+    """
+
+    kind = "tflite"
+
+    def __init__(self, path, num_threads=None):
+        super().__init__(path)
+        self.num_threads = num_threads
+        self.uses_flex = False
+        self.interpreter = self._make_interpreter()
+        sig = self.interpreter.get_signature_list()
+        if SIGNATURE_KEY in sig:
+            runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
+            ins, outs = runner.get_input_details(), runner.get_output_details()
+            self._in = [ins[n] for n in sorted(ins, key=natural_key)]
+            self._out = [outs[n] for n in sorted(outs, key=natural_key)]
+            in_names = sorted(ins, key=natural_key)
+            out_names = sorted(outs, key=natural_key)
+        else:
+            self._in = self.interpreter.get_input_details()
+            self._out = self.interpreter.get_output_details()
+            in_names = [d["name"] for d in self._in]
+            out_names = [d["name"] for d in self._out]
+        self.fixed_batch = None
+        sig0 = self._in[0].get("shape_signature", self._in[0]["shape"])
+        if len(sig0) and int(sig0[0]) > 0:
+            self.fixed_batch = int(sig0[0])
+        self.input_spec = [_spec(n, d.get("shape_signature", d["shape"]), d["dtype"],
+                                 _quant(d)) for n, d in zip(in_names, self._in)]
+        self.output_spec = [_spec(n, d.get("shape_signature", d["shape"]), d["dtype"],
+                                  _quant(d)) for n, d in zip(out_names, self._out)]
+        self._allocated_batch = None
+
+    def _make_interpreter(self):
+        from ai_edge_litert.interpreter import Interpreter
+        kwargs = {"model_path": str(self.path)}
+        if self.num_threads:
+            kwargs["num_threads"] = int(self.num_threads)
+        else:
+            kwargs["num_threads"] = os.cpu_count() or 1
+        interp = Interpreter(**kwargs)
+        try:
+            interp.allocate_tensors()
+        except RuntimeError as exc:
+            if "flex" not in str(exc).lower() and "select" not in str(exc).lower():
+                raise ModelLoadError(f"LiteRT cannot prepare {str(self.path)!r}: "
+                                     f"{' '.join(str(exc).split())[:300]}") from exc
+            import tensorflow as tf  # its interpreter links the Flex delegate
+            interp = tf.lite.Interpreter(**kwargs)
+            interp.allocate_tensors()
+            self.uses_flex = True
+        return interp
+
+    def _resize(self, batch: int):
+        if self._allocated_batch == batch:
+            return
+        for d in self._in:
+            shape = list(d.get("shape_signature", d["shape"]))
+            shape[0] = batch
+            shape = [1 if s < 0 else s for s in shape]
+            self.interpreter.resize_tensor_input(d["index"], shape, strict=False)
+        self.interpreter.allocate_tensors()
+        self._allocated_batch = batch
+
+    def _invoke(self, arrays):
+        self._resize(arrays[0].shape[0])
+        for d, a in zip(self._in, arrays):
+            self.interpreter.set_tensor(d["index"], _quantize(a, d))
+        self.interpreter.invoke()
+        return [_dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self._out]
+
+    def _run(self, arrays):
+        n = arrays[0].shape[0]
+        step = self.fixed_batch
+        if step is None or step == n:
+            return self._invoke(arrays)
+        chunks = []
+        for start in range(0, n, step):
+            part = [a[start:start + step] for a in arrays]
+            short = step - part[0].shape[0]
+            if short:
+                part = [np.concatenate([p, np.zeros((short,) + p.shape[1:], p.dtype)])
+                        for p in part]
+            chunks.append(self._invoke(part))
+        return [np.concatenate([c[i] for c in chunks])[:n] for i in range(len(self._out))]
+
+
+def _quant(detail) -> dict | None:
+    if np.dtype(detail["dtype"]) not in (np.int8, np.uint8, np.int16):
+        return None
+    scale, zero = detail.get("quantization", (0.0, 0))
+    return {"scale": float(scale), "zero_point": int(zero)}
+
+
+def _quantize(x, detail):
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return x.astype(np.float32)
+    if dtype.kind in "iu" and detail.get("quantization", (0.0, 0))[0]:
+        scale, zero = detail["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def _dequantize(y, detail):
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind in "iu" and detail.get("quantization", (0.0, 0))[0]:
+        scale, zero = detail["quantization"]
+        return (y.astype(np.float32) - zero) * np.float32(scale)
+    return y.astype(np.float32) if dtype != np.float32 else y.copy()
+
+
+# ---------------------------------------------------------------- dispatch
+def artifact_kind(path) -> str:
+    """The runtime kind a path dispatches to (see :data:`KINDS`).
+
+    Raises:
+        ValueError: the path is none of the known artifact kinds.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return "saved_model"
+        raise ValueError(f"Directory {str(path)!r} is not a SavedModel "
+                         "(no saved_model.pb inside).")
+    kinds = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
+    if path.suffix in kinds:
+        return kinds[path.suffix]
+    raise ValueError(f"Unknown artifact type: {str(path)!r}. Expected a .keras, "
+                     ".onnx or .tflite file or a SavedModel directory.")
+
+
+_RUNNERS = {"keras": KerasRunner, "saved_model": SavedModelRunner,
+            "onnx": OnnxRunner, "tflite": TFLiteRunner}
+
+
+def load_artifact(path, *, num_threads: int | None = None) -> Runner:
+    """Load an artifact into the runtime that will run it in production.
+
+    Args:
+        path: a ``.keras`` file, a SavedModel directory, an ``.onnx`` or a
+            ``.tflite`` file.
+        num_threads: intra-op threads (None: the runtime's default, all
+            cores). TensorFlow fixes its pools at first use, so for
+            ``keras``/``saved_model`` this only works before TF ran anything.
+
+    Returns:
+        A :class:`Runner`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: unknown artifact type, or a file that cannot be loaded.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Artifact not found: {str(path)!r}.")
+    return _RUNNERS[artifact_kind(path)](path, num_threads=num_threads)
+
+
+__all__ = ["KINDS", "Runner", "KerasRunner", "SavedModelRunner", "OnnxRunner",
+           "TFLiteRunner", "load_artifact", "load_keras_model", "artifact_kind",
+           "natural_key"]
