@@ -1,0 +1,20 @@
+"""Model zoo: a registry of Keras model builders and the parameter audit.
+
+Example:
+    >>> import models
+    >>> models.list_models("deep_mlp_*")
+    >>> model = models.create_model("exam_mlp")          # 16,295 parameters
+    >>> models.describe("exam_mlp")["params"]
+    16295
+"""
+from models._registry import (Family, ModelSpec, create_model, describe, list_models,
+                              model_spec, register_model)
+from models.errors import ModelConfigError, ModelLoadError, UnknownModelError
+
+# Importing the family modules registers their builders.
+from models import mlp  # noqa: E402,F401  (registers exam_mlp)
+
+__all__ = [
+    "Family", "ModelSpec", "ModelConfigError", "ModelLoadError", "UnknownModelError",
+    "create_model", "describe", "list_models", "model_spec", "register_model",
+]
