@@ -78,8 +78,7 @@ def get(name, **params) -> keras.layers.Layer:
                 f"Parameters cannot be applied to an existing layer. Received: {params}")
         return name
     entry = _entry(name)
-    accepted = [p for p in inspect.signature(entry.layer_cls.__init__).parameters
-                if p not in ("self", "kwargs", "args")]
+    accepted = list(parameters(name))
     for key in params:
         if key not in accepted and key not in ("name", "dtype"):
             raise ActivationParameterError(
@@ -93,7 +92,26 @@ def get_function(name: str) -> Callable:
     return _entry(name).fn
 
 
+def parameters(name: str) -> dict:
+    """Parameter names of activation ``name`` mapped to their defaults."""
+    signature = inspect.signature(_entry(name).layer_cls.__init__)
+    return {p.name: p.default for p in signature.parameters.values()
+            if p.name not in ("self", "kwargs", "args")}
+
+
 def describe(name: str) -> dict:
-    """Catalogue entry of activation ``name`` (formula, derivative, range, ...)."""
+    """Catalogue entry of activation ``name``.
+
+    Returns:
+        dict with ``name``, ``layer`` (class name), ``parameters`` (defaults,
+        read from the layer's signature so they cannot drift), and the
+        catalogue keys ``formula``, ``derivative`` (LaTeX), ``range``,
+        ``zero_centered``, ``monotonic``, ``saturates``,
+        ``vanishing_gradient``, ``computation``, ``typical_use``, ``reference``.
+
+    Raises:
+        UnknownActivationError: ``name`` is not registered.
+    """
     entry = _entry(name)
-    return {"name": entry.name, "layer": entry.layer_cls.__name__, **entry.catalogue}
+    return {"name": entry.name, "layer": entry.layer_cls.__name__,
+            "parameters": parameters(name), **entry.catalogue}
