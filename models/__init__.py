@@ -12,7 +12,7 @@ from models._registry import (Family, ModelSpec, create_model, describe, list_mo
 from models.errors import ModelConfigError, ModelLoadError, UnknownModelError
 
 # Importing the family modules registers their builders.
-from models import mlp  # noqa: E402,F401  (registers exam_mlp)
+from models import course, deep_mlp, lenet, mlp, perceptron  # noqa: E402,F401
 
 __all__ = [
     "Family", "ModelSpec", "ModelConfigError", "ModelLoadError", "UnknownModelError",

@@ -111,7 +111,7 @@ def activation_params(value, shape: tuple) -> int:
 # (its self-normalising fixed point assumes it), Glorot for the saturating
 # sigmoid/tanh (and anything else).
 _HE = {"relu", "relu6", "leaky_relu", "prelu", "elu", "gelu", "swish", "silu",
-       "mish", "hard_swish", "hard_silu", "softplus", "celu"}
+       "mish", "hard_swish", "hard_silu", "softplus", "celu", "rrelu"}
 _LECUN = {"selu"}
 
 
