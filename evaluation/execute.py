@@ -1,0 +1,202 @@
+"""Load one artifact into its runtime and run a whole split through it in batches.
+
+This is the code that runs inside the isolated child (``run_artifact``) and, for
+``.keras`` files, in the calling process (``load`` + ``run_batches``). Timing is
+taken around each runtime call only, so neither process start-up nor moving
+the data between processes counts towards throughput.
+"""
+from __future__ import annotations
+
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import ArtifactError, EvaluationError, ShapeMismatchError, UnsafeArtifactError
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def has_lambda_layer(path: str | Path) -> bool:
+    """Whether a ``.keras`` archive's config declares a Lambda layer (read as text, not loaded)."""
+    import json
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+
+    def walk(node) -> bool:
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                return True
+            return any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+
+    return walk(config)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the process's stderr (fd 2) pointed at /dev/null.
+
+    TensorFlow's C++ start-up lines ("All log messages before
+    absl::InitializeLog() ...", "Could not find cuda drivers") ignore
+    TF_CPP_MIN_LOG_LEVEL, and would break the one-line error contract of the
+    command line. Only the import is silenced; later errors still reach stderr.
+    """
+    import os
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int | None = None):
+    """Load an artifact with the export package's runtime loaders.
+
+    Args:
+        path: the artifact.
+        kind: ``"keras"``, ``"saved_model"``, ``"onnx"`` or ``"tflite"``.
+        unsafe: allow ``.keras`` files with Lambda layers (``safe_mode=False``).
+        num_threads: runtime intra-op threads (None: the runtime's default).
+
+    Returns:
+        An ``export.runtime.Runner``.
+
+    Raises:
+        UnsafeArtifactError: a ``.keras`` file with a Lambda layer and ``unsafe`` is False.
+        ArtifactError: the runtime cannot load the file.
+    """
+    from export.runtime import KerasRunner, load_artifact
+
+    path = Path(path)
+    if kind in ("keras", "saved_model"):
+        import_tensorflow_quietly()
+    if kind == "keras":
+        if not unsafe and has_lambda_layer(path):
+            raise UnsafeArtifactError(
+                f"'{path}' contains a Lambda layer (arbitrary Python code), which safe mode "
+                f"refuses to load. Pass --unsafe (unsafe=True) only if you trust the file.")
+        if unsafe:
+            import keras
+
+            import activations  # noqa: F401  (registers our layers for deserialisation)
+            return KerasRunner(keras.saving.load_model(path, safe_mode=False),
+                               num_threads=num_threads)
+    try:
+        return load_artifact(path, num_threads=num_threads)
+    except EvaluationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - runtimes raise anything from DecodeError to RuntimeError
+        from .artifacts import describe_kind
+
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ArtifactError(f"Cannot load '{path}' as a {describe_kind(kind)}: {reason}") from exc
+
+
+def check_input_shape(runner, image_shape: tuple, *, label: str, dataset: str) -> None:
+    """Raise ShapeMismatchError unless the runner takes one input of the dataset's image shape."""
+    specs = runner.input_spec
+    if len(specs) != 1:
+        raise ShapeMismatchError(
+            f"Artifact '{label}' takes {len(specs)} inputs; an image classifier with one input "
+            f"is needed to evaluate it on dataset '{dataset}'.")
+    want = list(specs[0]["shape"])[1:]
+    if len(want) != len(image_shape) or any(w is not None and w != g
+                                            for w, g in zip(want, image_shape)):
+        raise ShapeMismatchError(
+            f"Artifact '{label}' expects inputs of shape {_shape(specs[0]['shape'])} but dataset "
+            f"'{dataset}' has images of shape {_shape((None, *image_shape))}. Evaluate it on a "
+            f"dataset with {_shape(specs[0]['shape'][1:])} images, or build the model with "
+            f"input_shape={_shape(image_shape)} and export it again.")
+
+
+def run_batches(runner, x: np.ndarray, batch_size: int,
+                report_progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict]:
+    """Run ``x`` through ``runner`` in batches of ``batch_size``.
+
+    The first batch is run once untimed beforehand: graph tracing, tensor
+    allocation and caches are start-up costs, not throughput.
+
+    Returns:
+        ``(outputs [N, C] float32, timing)`` where timing has ``seconds`` (sum of
+        the runtime calls), ``throughput`` (images/s), ``latency_ms`` (median ms
+        per full batch) and ``batches``.
+
+    Raises:
+        EvaluationError: the model's first output is not ``[batch, classes]``.
+    """
+    n = int(x.shape[0])
+    if n == 0:
+        raise EvaluationError("The split is empty: there is nothing to evaluate.")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    runner.run(x[:batch_size])
+    outputs = None
+    times = []
+    for start in range(0, n, batch_size):
+        batch = x[start:start + batch_size]
+        t0 = time.perf_counter()
+        result = runner.run(batch)
+        times.append(time.perf_counter() - t0)
+        out = np.asarray(result[0])
+        if outputs is None:
+            if out.ndim != 2 or out.shape[0] != batch.shape[0]:
+                raise EvaluationError(
+                    f"The model's output has shape {out.shape} for a batch of {batch.shape[0]}; "
+                    f"a classifier returning [batch, classes] scores is needed.")
+            outputs = np.empty((n, out.shape[1]), dtype=np.float32)
+        outputs[start:start + batch.shape[0]] = out
+        if report_progress is not None:
+            report_progress(start + batch.shape[0])
+    full = [t for t, start in zip(times, range(0, n, batch_size)) if start + batch_size <= n] or times
+    seconds = float(sum(times))
+    return outputs, {
+        "seconds": seconds,
+        "throughput": n / seconds if seconds > 0 else float("inf"),
+        "latency_ms": float(np.median(full) * 1e3),
+        "batches": len(times),
+    }
+
+
+def evaluate_runner(runner, x: np.ndarray, batch_size: int, *, label: str, dataset: str,
+                    report_progress=None) -> tuple[np.ndarray, dict]:
+    """Shape check + :func:`run_batches`; also returns the runner's specs in the info dict."""
+    check_input_shape(runner, tuple(x.shape[1:]), label=label, dataset=dataset)
+    outputs, info = run_batches(runner, x, batch_size, report_progress)
+    info.update(kind=runner.kind, input_spec=runner.input_spec, output_spec=runner.output_spec)
+    return outputs, info
+
+
+def run_artifact(payload: dict, report_progress=None) -> dict:
+    """Child-process entry point (see ``evaluation.isolation.call_isolated``).
+
+    Payload keys: ``path``, ``kind``, ``label``, ``dataset``, ``inputs`` (.npy of
+    the images), ``outputs`` (.npy to write the ``[N, C]`` outputs to),
+    ``batch_size``, ``unsafe``, ``num_threads``.
+
+    Returns:
+        The timing/info dict of :func:`evaluate_runner` plus ``load_seconds``.
+    """
+    x = np.load(payload["inputs"])
+    t0 = time.perf_counter()
+    runner = load(payload["path"], payload["kind"], unsafe=payload.get("unsafe", False),
+                  num_threads=payload.get("num_threads"))
+    load_seconds = time.perf_counter() - t0
+    outputs, info = evaluate_runner(runner, x, int(payload["batch_size"]), label=payload["label"],
+                                    dataset=payload["dataset"], report_progress=report_progress)
+    np.save(payload["outputs"], outputs)
+    info["load_seconds"] = load_seconds
+    return info
