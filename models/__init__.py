@@ -13,8 +13,11 @@ from models.errors import ModelConfigError, ModelLoadError, UnknownModelError
 
 # Importing the family modules registers their builders.
 from models import course, deep_mlp, lenet, mlp, perceptron  # noqa: E402,F401
+from models.audit import Audit, AuditRow, audit  # noqa: E402
+from models.loading import load_model, resolve_model  # noqa: E402
 
 __all__ = [
+    "Audit", "AuditRow", "audit", "load_model", "resolve_model",
     "Family", "ModelSpec", "ModelConfigError", "ModelLoadError", "UnknownModelError",
     "create_model", "describe", "list_models", "model_spec", "register_model",
 ]
