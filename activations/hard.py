@@ -40,10 +40,6 @@ def hard_shrink(x, lambd=0.5):
     return ops.where(ops.abs(x) > lambd, x, ops.zeros_like(x))
 
 
-def _check_lambd(value) -> float:
-    return check_number("lambd", value, minimum=0.0)
-
-
 @_SERIALIZABLE
 @register_activation("hard_sigmoid", fn=hard_sigmoid, catalogue={
     "formula": r"f(x) = \frac{\mathrm{ReLU6}(x + 3)}{6} = \begin{cases} 0 & x \leq -3 \\"
@@ -115,6 +111,17 @@ class HardTanh(ActivationLayer):
         return {**super().get_config(), "min_val": self.min_val, "max_val": self.max_val}
 
 
+class _Shrink(ActivationLayer):
+    """Shared parameter handling of the two shrinkage layers."""
+
+    def __init__(self, lambd=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.lambd = check_number("lambd", lambd, minimum=0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "lambd": self.lambd}
+
+
 @_SERIALIZABLE
 @register_activation("soft_shrink", fn=soft_shrink, catalogue={
     "formula": r"f(x) = \begin{cases} x - \lambda & x > \lambda \\ x + \lambda & x < -\lambda"
@@ -126,22 +133,15 @@ class HardTanh(ActivationLayer):
     "typical_use": "sparse coding (ISTA / LISTA), wavelet denoising",
     "reference": "Donoho 1995 (soft thresholding); course notes 'Recent functions'",
 })
-class SoftShrink(ActivationLayer):
+class SoftShrink(_Shrink):
     """Soft shrinkage layer.
 
     Args:
         lambd: dead-zone half-width (default 0.5, must be >= 0).
     """
 
-    def __init__(self, lambd=0.5, **kwargs):
-        super().__init__(**kwargs)
-        self.lambd = _check_lambd(lambd)
-
     def call(self, inputs):
         return soft_shrink(inputs, lambd=self.lambd)
-
-    def get_config(self):
-        return {**super().get_config(), "lambd": self.lambd}
 
 
 @_SERIALIZABLE
@@ -154,19 +154,12 @@ class SoftShrink(ActivationLayer):
     "typical_use": "sparse coding / pruning small activations",
     "reference": "PyTorch torch.nn.Hardshrink; course notes 'Recent functions'",
 })
-class HardShrink(ActivationLayer):
+class HardShrink(_Shrink):
     """Hard shrinkage layer.
 
     Args:
         lambd: dead-zone half-width (default 0.5, must be >= 0).
     """
 
-    def __init__(self, lambd=0.5, **kwargs):
-        super().__init__(**kwargs)
-        self.lambd = _check_lambd(lambd)
-
     def call(self, inputs):
         return hard_shrink(inputs, lambd=self.lambd)
-
-    def get_config(self):
-        return {**super().get_config(), "lambd": self.lambd}

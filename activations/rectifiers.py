@@ -4,6 +4,7 @@ from __future__ import annotations
 import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from activations._base import ActivationLayer, check_number
@@ -18,6 +19,10 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 def leaky_relu(x, negative_slope=0.01):
     """``x`` for ``x >= 0``, else ``negative_slope * x``."""
+    x = ops.convert_to_tensor(x)
+    if x.dtype == "float64":
+        # The LeakyRelu op keeps its slope in a float32 attribute.
+        return ops.where(x >= 0, x, negative_slope * x)
     return ops.leaky_relu(x, negative_slope=negative_slope)
 
 
@@ -40,7 +45,7 @@ def rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False, seed=None):
         slope = keras.random.uniform(ops.shape(x), minval=lower, maxval=upper,
                                      dtype=x.dtype, seed=seed)
         return ops.where(x >= 0, x, slope * x)
-    return ops.leaky_relu(x, negative_slope=(lower + upper) / 2.0)
+    return leaky_relu(x, negative_slope=(lower + upper) / 2.0)
 
 
 def elu(x, alpha=1.0):
@@ -86,7 +91,10 @@ class LeakyReLU(ActivationLayer):
 
 def _initializer(value):
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return keras.initializers.Constant(check_number("alpha_initializer", value))
+        # A NumPy float64 keeps all digits in float64 layers (a Python float
+        # would pass through float32 inside Constant) and is still a float.
+        return keras.initializers.Constant(
+            np.float64(check_number("alpha_initializer", value)))
     try:
         return keras.initializers.get(value)
     except (ValueError, TypeError):

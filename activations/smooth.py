@@ -11,12 +11,16 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from activations._base import ActivationLayer, check_bool, check_number
 from activations._registry import register_activation
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="activations")
+_SINC_TAYLOR_BELOW = 0.5
+# sin(x)/x = 1 - x^2/(2*3) (1 - x^2/(4*5) (1 - ...)): ratios of successive terms.
+_SINC_TAYLOR_DENOMINATORS = (6.0, 20.0, 42.0, 72.0, 110.0, 156.0, 210.0)
 
 
 def _log1p_exp(z):
@@ -28,7 +32,23 @@ def _log1p_exp(z):
     """
     positive = z > 0
     return (ops.where(positive, z, ops.zeros_like(z))
-            + ops.log(1.0 + ops.exp(ops.where(positive, -z, z))))
+            + _log1p(ops.exp(ops.where(positive, -z, z))))
+
+
+def _log1p(u):
+    """``log(1 + u)`` to full precision for tiny u, from Log and Div only.
+
+    ``log(1 + u)`` alone loses all digits of ``u < eps`` (softplus(-30) would
+    be 0, and mish / small-beta softplus multiply that error up), while the
+    Log1p op is missing from TFLite's builtins. Goldberg's trick
+    ``log(w) * u / (w - 1)`` with ``w = 1 + u`` cancels the rounding of ``w``.
+    """
+    w = 1.0 + u
+    denominator = w - 1.0
+    exact = ops.equal(denominator, 0.0)
+    # Double where: the unused division never sees 0, so no NaN gradient.
+    safe = ops.where(exact, ops.ones_like(w), denominator)
+    return ops.where(exact, u, ops.log(w) * (u / safe))
 
 
 def gelu(x, approximate=False):
@@ -78,10 +98,18 @@ def sinc(x, normalized=False):
     x = ops.convert_to_tensor(x)
     if normalized:
         x = math.pi * x
-    at_zero = ops.equal(x, 0.0)
-    # Double where: the division never sees 0, so the gradient at 0 is 0, not NaN.
-    safe = ops.where(at_zero, ops.ones_like(x), x)
-    return ops.where(at_zero, ops.ones_like(x), ops.sin(safe) / safe)
+    # Near 0, sin(x)/x is exact but its autodiff gradient cos(x)/x - sin(x)/x^2
+    # cancels catastrophically (and is NaN at 0). A Taylor polynomial there
+    # (error < 1e-19 for |x| < 0.5) gives value and gradient to float64 precision.
+    small = ops.abs(x) < _SINC_TAYLOR_BELOW
+    # Double where on both sides: the division never sees 0 and the series
+    # never sees a large x (its x^14 would overflow into a NaN gradient).
+    safe = ops.where(small, ops.ones_like(x), x)
+    x2 = ops.square(ops.where(small, x, ops.zeros_like(x)))
+    taylor = ops.ones_like(x)
+    for k in reversed(_SINC_TAYLOR_DENOMINATORS):  # Horner form of the series
+        taylor = 1.0 - x2 / k * taylor
+    return ops.where(small, taylor, ops.sin(safe) / safe)
 
 
 def tanh_shrink(x):
@@ -148,7 +176,7 @@ class Swish(ActivationLayer):
         if self.trainable_beta:
             self.beta_weight = self.add_weight(
                 shape=(), name="beta",
-                initializer=keras.initializers.Constant(self.beta))
+                initializer=keras.initializers.Constant(np.float64(self.beta)))
 
     def call(self, inputs):
         beta = self.beta_weight if self.trainable_beta else self.beta
