@@ -110,12 +110,6 @@ def _finite(obj):
     return obj
 
 
-def _tolerance(output_spec: list, width: int) -> float:
-    """Row-sum tolerance for recognising probabilities: looser for quantized outputs."""
-    quant = (output_spec[0].get("quantization") if output_spec else None) or {}
-    return metrics.quantization_tolerance(width, quant.get("scale"))
-
-
 def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batch_size: int = 256,
              unsafe: bool = False, progress: bool = True, limit: int | None = None,
              num_threads: int | None = None) -> EvaluationResult:
@@ -189,8 +183,7 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
                     outputs, info = _run_isolated(art, inputs_path, Path(tmp) / f"out{i}.npy",
                                                   batch_size, unsafe, num_threads, dataset,
                                                   bar.update)
-            scores = metrics.classification_metrics(
-                outputs, y, bundle.num_classes, atol=_tolerance(info["output_spec"], outputs.shape[1]))
+            scores = metrics.classification_metrics(outputs, y, bundle.num_classes)
             predicted = scores.pop("predictions")
             reference = results[0].predictions if results else predicted
             results.append(ArtifactResult(

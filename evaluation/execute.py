@@ -83,13 +83,13 @@ def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int 
     from export.runtime import KerasRunner, load_artifact
 
     path = Path(path)
+    if kind == "keras" and not unsafe and has_lambda_layer(path):
+        raise UnsafeArtifactError(
+            f"'{path}' contains a Lambda layer (arbitrary Python code), which safe mode "
+            f"refuses to load. Pass --unsafe (unsafe=True) only if you trust the file.")
     if kind in ("keras", "saved_model"):
         import_tensorflow_quietly()
     if kind == "keras":
-        if not unsafe and has_lambda_layer(path):
-            raise UnsafeArtifactError(
-                f"'{path}' contains a Lambda layer (arbitrary Python code), which safe mode "
-                f"refuses to load. Pass --unsafe (unsafe=True) only if you trust the file.")
         if unsafe:
             import keras
 

@@ -67,6 +67,24 @@ def quantization_tolerance(num_outputs: int, scale: float | None) -> float:
     return 1e-3 + num_outputs * float(scale) / 2.0
 
 
+def quantization_step(outputs, max_rows: int = 1000) -> float | None:
+    """The grid step of quantized outputs, or None when they are not on a grid.
+
+    An int8 model's outputs are ``(q - zero_point) * scale`` even when the
+    runtime hands them over as float32, so they are all multiples of
+    ``scale``. Float outputs have no such grid.
+    """
+    outputs, _ = _check(outputs)
+    sample = np.unique(outputs[:max_rows])
+    if sample.size < 2:
+        return None
+    step = float(np.min(np.diff(sample)))
+    if step < 1e-4:
+        return None  # finer than any 8/16-bit probability grid: float outputs
+    ratio = sample / step
+    return step if np.allclose(ratio, np.round(ratio), atol=1e-3) else None
+
+
 def softmax(logits) -> np.ndarray:
     """Row-wise softmax, shifted by the row maximum so large logits do not overflow."""
     logits, _ = _check(logits)
@@ -180,14 +198,15 @@ def agreement(predicted, reference) -> float:
     return float(np.mean(predicted == reference))
 
 
-def classification_metrics(outputs, labels, num_classes: int, *, atol: float = 1e-3) -> dict:
+def classification_metrics(outputs, labels, num_classes: int, *, atol: float | None = None) -> dict:
     """All per-artifact quality metrics from raw outputs.
 
     Args:
         outputs: ``[N, C]`` probabilities or logits, with ``C >= num_classes``.
         labels: ``[N]`` integer labels in ``[0, num_classes)``.
         num_classes: the dataset's number of classes (size of the confusion matrix).
-        atol: row-sum tolerance for recognising probabilities (see :func:`is_probabilities`).
+        atol: row-sum tolerance for recognising probabilities (see :func:`is_probabilities`);
+            None: 1e-3, widened for quantized outputs by :func:`quantization_step`.
 
     Returns:
         dict with ``accuracy``, ``top5_accuracy``, ``loss``, ``output_kind``,
@@ -204,6 +223,8 @@ def classification_metrics(outputs, labels, num_classes: int, *, atol: float = 1
             f"The model has {outputs.shape[1]} outputs but the dataset has {num_classes} classes; "
             f"it cannot predict every class. Evaluate it on a dataset with at most "
             f"{outputs.shape[1]} classes.")
+    if atol is None:
+        atol = quantization_tolerance(outputs.shape[1], quantization_step(outputs))
     probs, kind = to_probabilities(outputs, atol)
     predicted = outputs.argmax(axis=1)
     precision, recall = precision_recall(labels, predicted, num_classes)
