@@ -41,12 +41,11 @@ def check_number(name: str, value, *, minimum: float | None = None,
             or not math.isfinite(float(value)):
         raise ActivationParameterError(
             f"`{name}` must be a finite number. Received: {name}={value!r}")
-    value = float(value)
     if minimum is not None and (value <= minimum if strict else value < minimum):
         bound = ">" if strict else ">="
         raise ActivationParameterError(
             f"`{name}` must be {bound} {minimum}. Received: {name}={value!r}")
-    return value
+    return float(value)
 
 
 def check_bool(name: str, value) -> bool:

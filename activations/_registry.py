@@ -63,10 +63,11 @@ def list_activations(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
-def get(name, **params) -> keras.layers.Layer:
+def get(name, /, **params) -> keras.layers.Layer:
     """Return a new layer instance of activation ``name`` with ``params``.
 
     ``name`` may also be an existing layer (returned as is, no params allowed).
+    It is positional-only so that ``get("relu", name="act1")`` names the layer.
 
     Raises:
         UnknownActivationError: ``name`` is not registered (closest matches named).

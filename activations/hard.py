@@ -149,7 +149,7 @@ class SoftShrink(_Shrink):
     "formula": r"f(x) = \begin{cases} x & |x| > \lambda \\ 0 & \text{otherwise} \end{cases}",
     "derivative": r"f'(x) = \begin{cases} 1 & |x| > \lambda \\ 0 & |x| < \lambda \end{cases}",
     "range": r"\{0\} \cup (-\infty, -\lambda) \cup (\lambda, \infty)",
-    "zero_centered": True, "monotonic": False, "saturates": "no",
+    "zero_centered": True, "monotonic": True, "saturates": "no",
     "vanishing_gradient": False, "computation": "cheap",
     "typical_use": "sparse coding / pruning small activations",
     "reference": "PyTorch torch.nn.Hardshrink; course notes 'Recent functions'",
