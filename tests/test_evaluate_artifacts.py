@@ -143,12 +143,14 @@ def test_unknown_dataset(exported):
                     "digitz", "digits")
 
 
-def test_truncated_tflite(exported, tmp_path):
+@pytest.mark.parametrize("fmt, expected", [("tflite", "TFLite flatbuffer"),
+                                             ("onnx", "not a valid ONNX model")])
+def test_truncated_file(exported, tmp_path, fmt, expected):
     _, export_dir, manifest = exported
-    data = (export_dir / _entry(manifest, "tflite")["path"]).read_bytes()
-    bad = tmp_path / "truncated.tflite"
+    data = (export_dir / _entry(manifest, fmt)["path"]).read_bytes()
+    bad = tmp_path / f"truncated.{fmt}"
     bad.write_bytes(data[: len(data) // 3])
-    _one_error_line(run_cli(bad), "truncated.tflite", "TFLite")
+    _one_error_line(run_cli(bad), f"truncated.{fmt}", expected)
 
 
 def test_tflite_without_its_identifier(exported, tmp_path):
@@ -169,14 +171,6 @@ def test_bit_flipped_tflite(exported, tmp_path, offset):
     bad = tmp_path / f"flipped{offset}.tflite"
     bad.write_bytes(bytes(data))
     _one_error_line(run_cli(bad), f"flipped{offset}.tflite")
-
-
-def test_truncated_onnx(exported, tmp_path):
-    _, export_dir, _ = exported
-    data = (export_dir / "model.onnx").read_bytes()
-    bad = tmp_path / "truncated.onnx"
-    bad.write_bytes(data[: len(data) // 2])
-    _one_error_line(run_cli(bad), "truncated.onnx", "not a valid ONNX model")
 
 
 def test_corrupted_saved_model(exported, tmp_path):

@@ -122,3 +122,21 @@ def test_agreement():
 def test_too_few_outputs_is_an_error():
     with pytest.raises(EvaluationError, match="3 outputs but the dataset has 10 classes"):
         metrics.classification_metrics(np.zeros((2, 3)), np.array([0, 1]), 10)
+
+
+def test_int8_probabilities_are_recognised_without_metadata():
+    # What an int8 softmax hands back through a float interface: multiples of
+    # 1/256 whose rows miss 1 by more than float rounding would.
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(50, 10)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    quantized = np.round(probs * 256) / 256
+    labels = rng.integers(0, 10, 50)
+    assert metrics.quantization_step(quantized) == pytest.approx(1 / 256)
+    assert metrics.quantization_step(probs) is None
+    scores = metrics.classification_metrics(quantized, labels, 10)
+    assert scores["output_kind"] == "probabilities"
+    want = skm.log_loss(labels, np.clip(quantized, metrics.EPSILON, 1) /
+                        np.clip(quantized, metrics.EPSILON, 1).sum(1, keepdims=True),
+                        labels=range(10))
+    assert scores["loss"] == pytest.approx(want, rel=0.05)
