@@ -139,6 +139,13 @@ def check_initializer(config: dict, key: str = "initializer") -> None:
                    f"Received: {key}={value!r}") from None
 
 
+def input_and_flatten(shape: tuple):
+    """``(inputs, x)``: the model input and, for image-like shapes, its flat view."""
+    inputs = keras.Input(shape, name="input")
+    x = keras.layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
+    return inputs, x
+
+
 def features(shape: tuple) -> int:
     """Number of input features after flattening ``shape``."""
     return math.prod(shape)

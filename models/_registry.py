@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 import keras
@@ -84,14 +84,7 @@ class ModelSpec:
         return int(self.family.count_params(dict(self.config)))
 
 
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    builder: Callable[..., ModelSpec]
-    description: str = field(default="")
-
-
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: dict[str, Callable[..., ModelSpec]] = {}
 
 
 def register_model(fn: Callable[..., ModelSpec]) -> Callable[..., ModelSpec]:
@@ -108,18 +101,18 @@ def register_model(fn: Callable[..., ModelSpec]) -> Callable[..., ModelSpec]:
     name = fn.__name__
     if name in _REGISTRY:
         raise ValueError(f"Model {name!r} is already registered "
-                         f"(by {_REGISTRY[name].builder.__module__}). Choose another name.")
+                         f"(by {_REGISTRY[name].__module__}). Choose another name.")
     description = (fn.__doc__ or "").strip().splitlines()[0].strip() if fn.__doc__ else ""
 
     @functools.wraps(fn)
     def builder(**overrides) -> ModelSpec:
         return replace(fn(**overrides), name=name, description=description)
 
-    _REGISTRY[name] = _Entry(name, builder, description)
+    _REGISTRY[name] = builder
     return builder
 
 
-def _entry(name: str) -> _Entry:
+def _builder(name: str) -> Callable[..., ModelSpec]:
     if not isinstance(name, str):
         raise UnknownModelError(f"Model name must be a string. Received: name={name!r}")
     try:
@@ -156,7 +149,7 @@ def model_spec(name: str, **overrides) -> ModelSpec:
         UnknownModelError: ``name`` is not registered (closest matches named).
         ModelConfigError: an override is unknown or invalid.
     """
-    return _entry(name).builder(**overrides)
+    return _builder(name)(**overrides)
 
 
 def create_model(name: str, **overrides) -> keras.Model:

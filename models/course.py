@@ -52,8 +52,7 @@ def _course_weights(layer: keras.layers.Layer, bias: float) -> None:
 # --- neuron_2in --------------------------------------------------------------
 
 def _build_neuron(cfg: dict) -> keras.Model:
-    inputs = keras.Input(cfg["input_shape"], name="input")
-    x = keras.layers.Flatten(name="flatten")(inputs) if len(cfg["input_shape"]) > 1 else inputs
+    inputs, x = _layers.input_and_flatten(cfg["input_shape"])
     model = keras.Model(inputs, _neuron(cfg, x, _outputs(cfg), cfg["activation"], "neuron"))
     if cfg["course_weights"]:
         _course_weights(model.get_layer("neuron"), bias=4.0)
@@ -85,8 +84,7 @@ def neuron_2in(**overrides):
 # --- feedforward_2_2_1 -------------------------------------------------------
 
 def _build_feedforward(cfg: dict) -> keras.Model:
-    inputs = keras.Input(cfg["input_shape"], name="input")
-    x = keras.layers.Flatten(name="flatten")(inputs) if len(cfg["input_shape"]) > 1 else inputs
+    inputs, x = _layers.input_and_flatten(cfg["input_shape"])
     h = _neuron(cfg, x, 2, cfg["activation"], "hidden")
     o = _neuron(cfg, h, _outputs(cfg), cfg["output_activation"], "output")
     model = keras.Model(inputs, o)

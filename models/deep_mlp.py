@@ -62,12 +62,6 @@ def _head_params(cfg: dict, n_in: int) -> int:
             + _layers.activation_params(cfg["output_activation"], (cfg["num_classes"],)))
 
 
-def _inputs(cfg: dict):
-    inputs = keras.Input(cfg["input_shape"], name="input")
-    x = keras.layers.Flatten(name="flatten")(inputs) if len(cfg["input_shape"]) > 1 else inputs
-    return inputs, x
-
-
 def _validate(cfg: dict) -> None:
     _layers.positive_int(cfg, "depth")
     _layers.positive_int(cfg, "width")
@@ -94,7 +88,7 @@ _COMMON = dict(
 # --- deep_mlp ----------------------------------------------------------------
 
 def _build_deep(cfg: dict) -> keras.Model:
-    inputs, x = _inputs(cfg)
+    inputs, x = _layers.input_and_flatten(cfg["input_shape"])
     for i in range(1, cfg["depth"] + 1):
         x = _dense_unit(x, cfg, cfg["width"], f"hidden_{i}")
         x = _dropout(x, cfg, f"hidden_{i}_dropout")
@@ -151,7 +145,7 @@ def deep_mlp_selu_8x128(**overrides):
 # --- residual_mlp ------------------------------------------------------------
 
 def _build_residual(cfg: dict) -> keras.Model:
-    inputs, x = _inputs(cfg)
+    inputs, x = _layers.input_and_flatten(cfg["input_shape"])
     # The stem projects the input to `width` so every skip is a pure identity.
     x = _dense_unit(x, cfg, cfg["width"], "stem")
     for i in range(1, cfg["depth"] + 1):

@@ -33,11 +33,12 @@ def _class_names(config) -> set:
     return found
 
 
-def load_model(path: str | os.PathLike) -> keras.Model:
+def load_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
     """Load a ``.keras`` file safely (``safe_mode=True``, Lambda layers refused).
 
     Args:
         path: a ``.keras`` archive written by ``model.save``.
+        compile: restore the saved optimizer/loss (False for inference only).
 
     Returns:
         The loaded ``keras.Model``.
@@ -69,7 +70,7 @@ def load_model(path: str | os.PathLike) -> keras.Model:
             f"{path} contains a Lambda layer, which would run arbitrary Python code on load; "
             "refused (safe_mode). Replace the Lambda with a registered layer.")
     try:
-        model = keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # Keras raises many types; the caller needs one.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"Cannot load {path}: {first}") from exc

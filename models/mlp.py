@@ -15,8 +15,7 @@ from models.errors import ModelConfigError
 
 
 def _build(cfg: dict) -> keras.Model:
-    inputs = keras.Input(cfg["input_shape"], name="input")
-    x = keras.layers.Flatten(name="flatten")(inputs) if len(cfg["input_shape"]) > 1 else inputs
+    inputs, x = _layers.input_and_flatten(cfg["input_shape"])
     init = _layers.initializer_for(cfg["activation"], cfg["initializer"])
     for i, units in enumerate(cfg["hidden_units"], start=1):
         x = keras.layers.Dense(units, kernel_initializer=init, name=f"hidden_{i}")(x)

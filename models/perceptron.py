@@ -115,8 +115,7 @@ def _units(cfg: dict) -> int:
 
 
 def _build(cfg: dict) -> keras.Model:
-    inputs = keras.Input(cfg["input_shape"], name="input")
-    x = keras.layers.Flatten(name="flatten")(inputs) if len(cfg["input_shape"]) > 1 else inputs
+    inputs, x = _layers.input_and_flatten(cfg["input_shape"])
     x = keras.layers.Dense(_units(cfg), kernel_initializer="zeros", name="ltu")(x)
     x = _layers.apply_activation(x, cfg["activation"], "ltu_act")
     return keras.Model(inputs, x)

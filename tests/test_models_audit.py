@@ -52,6 +52,23 @@ def test_audit_of_a_plain_keras_model_with_activation_layers():
     assert result.total_macs == 8 * 4 + 4 * 6 + 6 * 3
 
 
+def test_audit_of_nested_and_shared_layers_counts_each_variable_once():
+    block = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, name="inner_dense"),
+                              keras.layers.BatchNormalization(name="inner_bn")], name="block")
+    shared = keras.layers.Dense(5, name="shared")
+    inp = keras.Input((6,))
+    x = shared(block(inp))                         # the same Dense used twice
+    x = keras.layers.Dense(2, name="head")(shared(x))
+    model = keras.Model(inp, x)
+    result = models.audit(model)
+    names = [r.name for r in result.rows]
+    assert "block/inner_dense" in names and "block/inner_bn" in names
+    reference = summary_totals(model)
+    assert result.total_params == model.count_params() == reference["total"]
+    assert result.non_trainable_params == reference["non_trainable"] == 2 * 5
+    assert result.total_params == (6 * 5 + 5) + 4 * 5 + (5 * 5 + 5) + (5 * 2 + 2)
+
+
 def test_audit_rejects_non_models():
     with pytest.raises(TypeError, match="keras.Model"):
         models.audit("exam_mlp")
