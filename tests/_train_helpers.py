@@ -1,0 +1,52 @@
+"""Shared fixtures for the training tests: small, fast, real runs."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_config(out, **overrides):
+    """A dropout MLP on 600 real digits: learns in a few epochs, ~1 s per run after tracing."""
+    from training import TrainConfig
+
+    values = dict(model="deep_mlp", model_overrides={"depth": 2, "width": 32, "dropout": 0.3},
+                  num_classes="auto", dataset="digits", limit=600, epochs=3, batch_size=32,
+                  lr=3e-3, seed=7, steps_per_execution=4, out=str(out), quiet=True)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def weights(model):
+    return [np.asarray(v.numpy()) for v in model.variables]
+
+
+def assert_bitwise_equal(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        assert np.array_equal(x, y)
+
+
+def sigterm_after_epoch(k):
+    """A callback that sends this process SIGTERM once epoch ``k`` is checkpointed."""
+    def callback(record, model):
+        if record["epoch"] == k:
+            os.kill(os.getpid(), signal.SIGTERM)
+    return callback
+
+
+def run_cli(*args, timeout=300):
+    """Run train.py in a subprocess; returns CompletedProcess with text output."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr lines that are ours (TensorFlow's C++ start-up chatter filtered out)."""
+    return [l for l in stderr.splitlines() if l.startswith("train.py")]

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Train a registered model on a dataset; everything lands in one run directory.
+
+    python train.py                      # exam_mlp on the embedded MNIST digits -> runs/exam_mlp
+    python train.py --model deep_mlp_8x64 --dataset fashion_mnist --epochs 10 --out runs/fm
+    python train.py --out runs/fm --resume
+    python train.py --compare-activations relu,sigmoid,tanh,gelu --out runs/compare
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from utils.cli import quiet_tensorflow, run_cli
+
+EPILOG = """\
+run directory (--out, default runs/<model>):
+  model.keras            final trained model (keras.saving.load_model(..., safe_mode=True))
+  config.json            every setting of the run (what --resume checks against)
+  history.json/.csv      per-epoch loss, accuracy, val_loss, val_accuracy, lr, time, samples/s
+                         (+ grad_norm/<layer> with --track-gradients)
+  summary.json           test loss/accuracy, dead-unit fraction, parameter count
+  audit.md/.json         per-layer parameter audit (models.audit)
+  curves.png             loss and accuracy plots; gradient_norms.png with --track-gradients
+  tensorboard/           TensorBoard logs (tensorboard --logdir <out>/tensorboard)
+  checkpoints/epoch-N/   written atomically after every epoch: weights, optimizer state,
+                         dropout/RNG state; the data order of epoch k is f(seed, k)
+  export/                with --export (manifest.json lists the artifacts)
+
+Ctrl-C / SIGTERM stops at the next step boundary and keeps the last finished epoch;
+--resume continues and ends with exactly the weights of an uninterrupted run.
+
+exit status: 0 done; 2 bad input (unknown model/activation/dataset, bad data folder,
+NaN/inf data, diverged loss, --resume with a different config, unwritable --out),
+always one line on stderr and nothing already saved is lost; 128+signal when interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=argparse.SUPPRESS)
+    p.add_argument("--model", help="registered model (python -m models list); default exam_mlp")
+    p.add_argument("--activation",
+                   help="hidden activation (python -m activations list); default: the model's own")
+    p.add_argument("--dataset", help="digits (default; 5,000 real MNIST digits, no download), "
+                   "sklearn_digits, fashion_mnist (apt-get install dataset-fashion-mnist), "
+                   "tfds:<name> (e.g. tfds:cifar10, tfds:imagenet_resized/32x32), a folder with "
+                   "one subfolder of images per class, or a .npz file with arrays x, y")
+    p.add_argument("--epochs", type=int, help="number of epochs (default 20)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="batch size (default 64)")
+    p.add_argument("--lr", type=float, help="learning rate (default 3e-3)")
+    p.add_argument("--optimizer", help="adam (default), sgd (momentum 0.9), rmsprop or adamw")
+    p.add_argument("--seed", type=int, help="seed for weights, dropout and data order (default 0); "
+                   "same seed on the same machine -> identical weights")
+    p.add_argument("--out", help="run directory (default runs/<model>)")
+    p.add_argument("--resume", action="store_true", default=False,
+                   help="continue the run in --out from its last checkpoint; flags you pass must "
+                   "match the saved config (exit 2 otherwise), others are taken from it")
+    p.add_argument("--quiet", action="store_true", help="one log line per epoch, no progress bar")
+    p.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
+                   help="stop when val_loss has not improved for PATIENCE epochs")
+    p.add_argument("--lr-schedule", dest="lr_schedule",
+                   help="constant (default), cosine (decay to 0 over the run) or step "
+                   "(x0.1 at 50%% and 75%% of the steps)")
+    p.add_argument("--mixed-precision", dest="mixed_precision", action="store_true",
+                   help="bfloat16 compute on CPU, float16 with loss scaling on GPU")
+    p.add_argument("--track-gradients", dest="track_gradients", action="store_true",
+                   help="record and plot the mean per-layer gradient norm of every epoch")
+    p.add_argument("--compare-activations", dest="compare", metavar="LIST", default=None,
+                   help="comma-separated activations (e.g. relu,sigmoid,tanh,gelu): train once "
+                   "per activation into <out>/<activation>/ and write comparison.png/.md/.json")
+    p.add_argument("--num-classes", dest="num_classes", metavar="N|auto",
+                   help="output units: auto = the dataset's class count; default keeps the "
+                   "model's head (exam_mlp: 1000, labels 0..k-1 train it unchanged)")
+    p.add_argument("--export", action="store_true",
+                   help="after training, export model.keras with export.export_model to <out>/export")
+    p.add_argument("--strategy", help="tf.distribute strategy: default, mirrored (all local "
+                   "devices) or multiworker (cluster from the TF_CONFIG environment variable)")
+    p.add_argument("--limit", type=int, help="use at most N examples per source split (quick runs)")
+    p.add_argument("--steps-per-execution", dest="steps_per_execution", type=int,
+                   help="optimizer steps per compiled call (default 32; speed only)")
+    p.add_argument("--no-jit", dest="jit_compile", action="store_false",
+                   help="do not XLA-compile the training step")
+    return p
+
+
+def _num_classes(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"--num-classes must be an integer or 'auto'; received {value!r}.") from None
+
+
+def main(argv=None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    resume, compare = args.pop("resume"), args.pop("compare")
+    if "num_classes" in args:
+        args["num_classes"] = _num_classes(args["num_classes"])
+    quiet_tensorflow()
+    import training
+
+    if resume and compare is None:
+        out = args.get("out") or training.TrainConfig(model=args.get("model", "exam_mlp")).out
+        config = training.resume_config(out, args)
+    else:
+        config = training.TrainConfig(**args)
+    if compare is not None:
+        report = training.compare_activations(config, compare.split(","), resume=resume)
+        print(f"comparison of {len(report['rows'])} activations:")
+        for row in report["rows"]:
+            print(f"  {row['activation']:12s} test acc {row['test_accuracy']:.4f}  "
+                  f"dead {row['dead_fraction']:.1%}  converged at epoch {row['epochs_to_converge']}")
+        for key, path in report["paths"].items():
+            print(f"  {key:15s} {path}")
+        return 0
+    result = training.train(config, resume=resume)
+    if result.interrupted:
+        print(f"interrupted by {result.interrupted} after epoch {result.epochs_completed}/"
+              f"{config.epochs}; continue with: python train.py --out {config.out} --resume",
+              file=sys.stderr)
+        return 128 + int(signal.Signals[result.interrupted])
+    if result.test_accuracy is not None:
+        print(f"test accuracy {result.test_accuracy:.4f} (loss {result.test_loss:.4f}) after "
+              f"{result.epochs_completed} epochs")
+    print(training.describe_outputs(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, prog="train.py"))

@@ -1,0 +1,19 @@
+"""Training library behind train.py: loop, checkpoints, resume, comparison, plots.
+
+    >>> from training import TrainConfig, train
+    >>> result = train(TrainConfig(model="exam_mlp", epochs=5, out="runs/demo"))
+    >>> result.test_accuracy, result.paths["model"]
+
+See docs/training.md for the run-directory layout, exact resume and speed.
+"""
+from .checkpoint import list_checkpoints
+from .compare import compare_activations
+from .config import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig, resume_config
+from .errors import ConfigMismatchError, DivergedError, RunDirectoryError, TrainingError
+from .loop import TrainResult, dead_unit_fraction, describe_outputs, train
+
+__all__ = [
+    "TrainConfig", "TrainResult", "train", "resume_config", "compare_activations", "describe_outputs",
+    "dead_unit_fraction", "list_checkpoints", "TrainingError", "ConfigMismatchError",
+    "DivergedError", "RunDirectoryError", "OPTIMIZERS", "LR_SCHEDULES", "STRATEGIES",
+]

@@ -1,0 +1,101 @@
+"""--compare-activations: the same model and data, one run per activation."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from utils.io import atomic_write_json, atomic_write_text
+
+from .config import TrainConfig
+from .errors import TrainingError
+
+CONVERGED = 0.95  # "converged" = first epoch reaching 95% of the run's best val accuracy
+
+
+def epochs_to_converge(history: list[dict], fraction: float = CONVERGED) -> int | None:
+    """First epoch whose val accuracy reaches ``fraction`` of the best; None if no history."""
+    if not history:
+        return None
+    best = max(r["val_accuracy"] for r in history)
+    return next(r["epoch"] for r in history if r["val_accuracy"] >= fraction * best)
+
+
+def _markdown(config: TrainConfig, rows: list[dict]) -> str:
+    lines = [f"# Activation comparison: {config.model} on {config.dataset}", "",
+             f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
+             f"seed {config.seed}. Converged = first epoch reaching {CONVERGED:.0%} of the run's "
+             "best validation accuracy. Dead = hidden units that output exactly 0 for every "
+             "validation image. Gradient norms are the mean L2 norm of the first layer's "
+             "gradient over the first and the last epoch.", "",
+             "| activation | test acc | val acc | epochs to converge | dead units | "
+             "first-layer grad (epoch 1) | first-layer grad (last) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['activation']} | {r['test_accuracy']:.4f} | {r['val_accuracy']:.4f} | "
+                     f"{r['epochs_to_converge']} | {r['dead_fraction']:.1%} | "
+                     f"{r['first_layer_grad_norm_first_epoch']:.3e} | "
+                     f"{r['first_layer_grad_norm']:.3e} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_activations(config: TrainConfig, activations: list[str], *, resume: bool = False,
+                        log=None) -> dict:
+    """Train ``config`` once per activation into ``<out>/<activation>/`` and compare.
+
+    Args:
+        config: the base run; its ``activation`` is replaced per run and gradient
+            tracking is switched on (the comparison needs it).
+        activations: activation names (``activations.list_activations()``).
+        resume: continue sub-runs that already exist.
+        log: print-like callable.
+
+    Returns:
+        ``{"rows": [...], "paths": {...}}``; also written as comparison.json/.md/.png.
+
+    Raises:
+        TrainingError: empty or duplicated list; errors of :func:`training.train`.
+    """
+    import activations as act_registry
+    import data
+
+    from . import plots
+    from .loop import train
+
+    log = log or print
+    names = [a.strip() for a in activations if a.strip()]
+    if len(names) < 1 or len(set(names)) != len(names):
+        raise TrainingError(f"--compare-activations needs distinct names; received {activations!r}.")
+    for name in names:
+        act_registry.describe(name)  # unknown names fail before any training
+    out = Path(config.out)
+    bundle = data.load_dataset(config.dataset, batch_size=config.batch_size, seed=config.seed,
+                               validation_fraction=config.validation_fraction, limit=config.limit)
+    rows, full = [], []
+    for name in names:
+        sub = dataclasses.replace(config, activation=name, out=str(out / name),
+                                  track_gradients=True, export=False)
+        log(f"== {name} ==")
+        res = train(sub, resume=resume and (out / name / "config.json").is_file(), log=log,
+                    bundle=bundle)
+        if res.interrupted:
+            raise TrainingError(f"Comparison interrupted ({res.interrupted}) during {name!r}; "
+                                "rerun with --resume to continue.")
+        hist = res.history
+        grad_keys = [k for k in hist[0] if k.startswith("grad_norm/")]
+        first = grad_keys[0]
+        row = {"activation": name, "test_accuracy": res.test_accuracy,
+               "val_accuracy": hist[-1]["val_accuracy"],
+               "epochs_to_converge": epochs_to_converge(hist),
+               "dead_fraction": res.dead_fraction,
+               "first_layer": first[len("grad_norm/"):],
+               "first_layer_grad_norm_first_epoch": hist[0][first],
+               "first_layer_grad_norm": hist[-1][first], "run_dir": str(res.run_dir)}
+        rows.append(row)
+        full.append({**row, "history": hist, "first_layer_key": first})
+    paths = {
+        "comparison_json": atomic_write_json(out / "comparison.json", rows),
+        "comparison_md": atomic_write_text(out / "comparison.md", _markdown(config, rows)),
+        "comparison_png": plots.plot_comparison(
+            full, out / "comparison.png", f"{config.model} on {config.dataset}: activations"),
+    }
+    return {"rows": rows, "paths": paths}

@@ -1,0 +1,23 @@
+"""Typed training errors: ValueError subclasses the CLI turns into one line + exit 2."""
+from __future__ import annotations
+
+
+class TrainingError(ValueError):
+    """Training could not start or continue; the message says why and how to fix it."""
+
+
+class ConfigMismatchError(TrainingError):
+    """``resume`` was asked for a run directory trained with a different config."""
+
+
+class RunDirectoryError(TrainingError):
+    """The output directory is unusable (not writable, or holds another run)."""
+
+
+class DivergedError(TrainingError):
+    """The loss became NaN/inf; ``epoch`` and ``batch`` are 1-based."""
+
+    def __init__(self, message: str, epoch: int, batch: int):
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch

@@ -1,0 +1,545 @@
+"""The training loop: compiled multi-step chunks, per-epoch checkpoints, exact resume.
+
+Speed comes from three things that are always on (docs/training.md has the
+numbers): the data is held in memory and batched by one gather per batch; one
+``tf.function`` call runs ``steps_per_execution`` optimizer steps (no Python
+between steps); and the step itself is XLA-compiled (``jit_compile``).
+
+Exactness comes from: ``keras.utils.set_random_seed`` + op determinism; an
+epoch's data order that is a pure function of ``(seed, epoch)``; and
+checkpoints holding every model variable (dropout seed states included), every
+optimizer variable and the global RNG states.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from utils.io import atomic_path, atomic_write_json, atomic_write_text
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .errors import DivergedError, RunDirectoryError, TrainingError
+from .progress import Progress
+from .signals import GracefulStop
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        run_dir: the run directory.
+        paths: name -> path of every file written (model, config, history, plots, ...).
+        history: one dict per completed epoch.
+        epochs_completed: epochs in the last checkpoint.
+        interrupted: a signal name ("SIGINT"/"SIGTERM") if training was stopped, else None.
+        stopped_early: early stopping ended the run.
+        resumed_from: epochs already done when this call started (0 for a fresh run).
+        test_loss / test_accuracy: on the test split (None if interrupted).
+        dead_fraction: share of hidden units that output 0 for every validation image.
+        model: the trained keras.Model.
+    """
+    run_dir: Path
+    paths: dict
+    history: list
+    epochs_completed: int
+    interrupted: str | None = None
+    stopped_early: bool = False
+    resumed_from: int = 0
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    dead_fraction: float | None = None
+    model: object = None
+
+
+def _prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig | None]:
+    """Check the output directory before any work; return it and the saved config."""
+    run_dir = Path(config.out)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirectoryError(f"Output directory {str(run_dir)!r} is not writable "
+                                f"({exc.strerror or exc}). Fix: choose another --out.") from exc
+    config_path = run_dir / "config.json"
+    if resume:
+        if not config_path.is_file():
+            raise RunDirectoryError(f"Nothing to resume in {str(run_dir)!r} (no config.json). "
+                                    "Fix: drop --resume to start a new run.")
+        saved = TrainConfig.load(config_path)
+        config.check_resumable_from(saved)
+        return run_dir, saved
+    if config_path.is_file():
+        raise RunDirectoryError(f"{str(run_dir)!r} already holds a run (config.json). Fix: pass "
+                                "--resume to continue it, or choose another --out.")
+    return run_dir, None
+
+
+def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    total = config.epochs * steps_per_epoch
+    if config.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=total)
+    elif config.lr_schedule == "step":
+        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(total * 0.5), int(total * 0.75)], [config.lr, config.lr * 0.1, config.lr * 0.01])
+    else:
+        lr = config.lr
+    opt = {
+        "adam": lambda: keras.optimizers.Adam(lr),
+        # Momentum 0.9: plain SGD on sigmoid nets is too slow to show anything in a few epochs.
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=0.9),
+        "rmsprop": lambda: keras.optimizers.RMSprop(lr),
+        "adamw": lambda: keras.optimizers.AdamW(lr),
+    }[config.optimizer]()
+    return opt
+
+
+def _build_model(config: TrainConfig, dataset_classes: int):
+    import models
+
+    overrides = dict(config.model_overrides)
+    if config.activation is not None:
+        overrides["activation"] = config.activation
+    if config.num_classes == "auto":
+        overrides["num_classes"] = dataset_classes
+    elif config.num_classes is not None:
+        overrides["num_classes"] = int(config.num_classes)
+    model = models.create_model(config.model, **overrides)
+    head = int(model.outputs[0].shape[-1])
+    if head < dataset_classes:
+        raise TrainingError(f"Model {config.model!r} has {head} outputs but dataset "
+                            f"{config.dataset!r} has {dataset_classes} classes. Fix: pass "
+                            "--num-classes auto.")
+    return model
+
+
+def _strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        # Cluster layout comes from the TF_CONFIG environment variable.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def _layer_groups(variables) -> tuple[list[str], np.ndarray]:
+    """Layer names (input first) and a [layers, variables] 0/1 matrix grouping variables."""
+    names = []
+    for v in variables:
+        layer = v.path.rsplit("/", 1)[0]
+        if layer not in names:
+            names.append(layer)
+    matrix = np.zeros((len(names), len(variables)), dtype=np.float32)
+    for j, v in enumerate(variables):
+        matrix[names.index(v.path.rsplit("/", 1)[0]), j] = 1.0
+    return names, matrix
+
+
+class _Steps:
+    """The compiled training chunk and evaluation function for one model/optimizer."""
+
+    def __init__(self, model, optimizer, strategy, *, jit_compile: bool, track_gradients: bool):
+        import keras
+        import tensorflow as tf
+
+        self.model, self.optimizer, self.strategy = model, optimizer, strategy
+        variables = model.trainable_variables
+        self.layer_names, group = _layer_groups(variables) if track_gradients else ([], None)
+        n_layers = len(self.layer_names)
+        replicas = strategy.num_replicas_in_sync
+
+        def replica_step(x, y):
+            with tf.GradientTape() as tape:
+                probs = tf.cast(model(x, training=True), tf.float32)
+                per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
+                sum_loss = tf.reduce_sum(per_example)
+                # Mean over the global batch: gradients are summed across replicas.
+                count = tf.cast(tf.shape(y)[0], tf.float32)
+                loss = sum_loss / (count * replicas)
+                if model.losses:
+                    loss += tf.add_n(model.losses) / replicas
+                scaled = optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, variables)
+            optimizer.apply(grads, variables)
+            correct = tf.reduce_sum(tf.cast(
+                tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)),
+                tf.float32))
+            if n_layers:
+                sq = tf.stack([tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads])
+                layer_sq = tf.linalg.matvec(tf.constant(group), sq)
+            else:
+                layer_sq = tf.zeros([0])
+            return sum_loss, correct, count, layer_sq
+
+        single = replicas == 1 and not isinstance(strategy, tf.distribute.MirroredStrategy)
+        # XLA cannot compile the cross-replica merge of a multi-device step.
+        step = tf.function(replica_step, jit_compile=bool(jit_compile and single))
+        SUM = tf.distribute.ReduceOp.SUM
+
+        @tf.function
+        def chunk(iterator, n):
+            losses = tf.TensorArray(tf.float32, size=n)
+            corrects = tf.TensorArray(tf.float32, size=n)
+            counts = tf.TensorArray(tf.float32, size=n)
+            norm_sum = tf.zeros([n_layers])
+            for i in tf.range(n):
+                x, y = next(iterator)
+                out = strategy.run(step, args=(x, y))
+                s_loss, s_correct, s_count, s_sq = (strategy.reduce(SUM, t, axis=None)
+                                                    for t in out)
+                losses = losses.write(i, s_loss / s_count)
+                corrects = corrects.write(i, s_correct)
+                counts = counts.write(i, s_count)
+                norm_sum += tf.sqrt(s_sq)
+            return losses.stack(), corrects.stack(), counts.stack(), norm_sum
+
+        @tf.function(reduce_retracing=True)
+        def evaluate_batch(x, y):
+            probs = tf.cast(model(x, training=False), tf.float32)
+            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
+            correct = tf.reduce_sum(tf.cast(
+                tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)),
+                tf.float32))
+            return loss, correct
+
+        self.chunk, self.evaluate_batch = chunk, evaluate_batch
+
+    def evaluate(self, dataset) -> tuple[float, float]:
+        total_loss = total_correct = total = 0.0
+        for x, y in dataset:
+            loss, correct = self.evaluate_batch(x, y)
+            total_loss += float(loss)
+            total_correct += float(correct)
+            total += int(y.shape[0])
+        return total_loss / max(total, 1), total_correct / max(total, 1)
+
+
+def hidden_activation_layers(model) -> list:
+    """The layers whose outputs are the hidden units (activation layers, else Dense)."""
+    layers = [l for l in model.layers if l.name.endswith("_act") and l is not model.layers[-1]]
+    if not layers:
+        dense = [l for l in model.layers if type(l).__name__ == "Dense"]
+        layers = dense[:-1]
+    return layers
+
+
+def dead_unit_fraction(model, x: np.ndarray, batch_size: int = 1024) -> float:
+    """Share of hidden units whose output is exactly 0 for every image of ``x``.
+
+    For ReLU this is the course's "dead ReLU"; for activations that are never
+    exactly 0 (sigmoid, tanh, GELU) it is 0 by construction.
+    """
+    import keras
+
+    layers = hidden_activation_layers(model)
+    if not layers:
+        return 0.0
+    probe = keras.Model(model.input, [l.output for l in layers])
+    alive = None
+    for start in range(0, len(x), batch_size):
+        outs = probe(x[start:start + batch_size], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        flat = np.concatenate([np.asarray(o, dtype=np.float32).reshape(len(o), -1) for o in outs],
+                              axis=1)
+        batch_alive = (flat != 0).any(axis=0)
+        alive = batch_alive if alive is None else (alive | batch_alive)
+    return float(1.0 - alive.mean())
+
+
+def _write_history(run_dir: Path, history: list[dict]) -> dict:
+    paths = {"history_json": atomic_write_json(run_dir / "history.json", history)}
+    keys = []
+    for record in history:
+        keys += [k for k in record if k not in keys]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    paths["history_csv"] = atomic_write_text(run_dir / "history.csv", buffer.getvalue())
+    return paths
+
+
+def _log_tensorboard(writer, record: dict) -> None:
+    """Epoch scalars as TensorBoard "scalars" events (no tensorboard package needed to write)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    # What tensorboard.summary.scalar writes: the scalars plugin tag + a float32 tensor.
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+        data_class=summary_pb2.DATA_CLASS_SCALAR)
+    with writer.as_default():
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                tf.summary.write(key, tf.constant(value, tf.float32), step=record["epoch"],
+                                 metadata=metadata)
+    writer.flush()
+
+
+def _set_determinism(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except RuntimeError:  # pragma: no cover - already enabled
+        pass
+
+
+def train(config: TrainConfig, *, resume: bool = False, log=None, bundle=None,
+          callbacks=()) -> TrainResult:
+    """Train ``config.model`` on ``config.dataset`` into ``config.out``.
+
+    Args:
+        config: the run (see :class:`TrainConfig`).
+        resume: continue the run in ``config.out`` from its last checkpoint.
+        log: ``print``-like callable for messages (default: print to stdout).
+        bundle: an already loaded ``data.DatasetBundle`` (its name must match
+            ``config.dataset``); loaded from the config when None.
+        callbacks: callables ``fn(record, model)`` run after each epoch's
+            checkpoint is written (``record`` is that epoch's history row).
+
+    Returns:
+        A :class:`TrainResult`. When a SIGINT/SIGTERM arrives, training stops
+        at the next chunk boundary, nothing of the unfinished epoch is saved
+        and ``result.interrupted`` names the signal.
+
+    Raises:
+        RunDirectoryError: unwritable ``out``; ``out`` holds a run and ``resume`` is False;
+            nothing to resume.
+        ConfigMismatchError: ``resume`` with a config that differs from the saved one.
+        DivergedError: the loss became NaN/inf (the last good checkpoint is kept).
+        data.DatasetError / models errors: bad dataset, model or activation.
+    """
+    import activations  # noqa: F401  (registers the custom layers for saving/loading)
+    import keras
+    import models
+    import tensorflow as tf
+
+    log = log or (lambda *a: print(*a, flush=True))
+    # Fail fast on names before any slow work.
+    models.describe(config.model)
+    if config.activation is not None:
+        activations.describe(config.activation)
+    run_dir, saved = _prepare_run_dir(config, resume)
+    if saved is not None:
+        # Keep the original presentation of the run except what was asked now.
+        config = dataclasses.replace(saved, out=config.out, quiet=config.quiet,
+                                     export=config.export)
+
+    _set_determinism(config.seed)
+    if bundle is None:
+        import data
+        bundle = data.load_dataset(config.dataset, batch_size=config.batch_size, seed=config.seed,
+                                   validation_fraction=config.validation_fraction,
+                                   limit=config.limit)
+    steps_per_epoch = bundle.steps_per_epoch(config.batch_size)
+
+    strategy = _strategy(config.strategy)
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision:
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        # CPUs have fast bfloat16 but no float16 arithmetic; bfloat16 needs no loss scaling.
+        keras.config.set_dtype_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    try:
+        with strategy.scope():
+            model = _build_model(config, bundle.num_classes)
+            optimizer = _make_optimizer(config, steps_per_epoch)
+            if config.mixed_precision and keras.config.dtype_policy().name == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(model.trainable_variables)
+        return _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
+                        callbacks)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
+         callbacks) -> TrainResult:
+    import tensorflow as tf
+
+    chief = _is_chief(strategy)
+    paths: dict = {"run_dir": run_dir}
+    checkpoints = run_dir / "checkpoints"
+    history: list[dict] = []
+    start_epoch, best, wait = 0, math.inf, 0
+    if resume:
+        found = ckpt.list_checkpoints(checkpoints)
+        if found:
+            state = ckpt.restore(found[-1], model, optimizer)
+            start_epoch, history = state["epoch"], state["history"]
+            best, wait = state["early_stopping"]["best"], state["early_stopping"]["wait"]
+            log(f"resuming {run_dir} after epoch {start_epoch} ({found[-1].name})")
+    elif chief:
+        paths["config"] = atomic_write_json(run_dir / "config.json", config.to_dict())
+
+    steps = _Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
+                   track_gradients=config.track_gradients)
+    val_ds = bundle.pipeline("val", batch_size=1024)
+    progress = Progress(config.epochs, bundle.steps_per_epoch(config.batch_size), config.quiet)
+    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard")) if chief else None
+    result = TrainResult(run_dir, paths, history, start_epoch, resumed_from=start_epoch,
+                         model=model)
+    spe = config.steps_per_execution
+    n_steps = bundle.steps_per_epoch(config.batch_size)
+
+    with GracefulStop() as stop:
+        for epoch in range(start_epoch, config.epochs):
+            # Checked at the top so a resumed, already early-stopped run stops too.
+            if config.early_stopping and wait >= config.early_stopping:
+                result.stopped_early = True
+                break
+            progress.start_epoch(epoch)
+            dataset = bundle.epoch(epoch, config.batch_size)
+            iterator = iter(strategy.experimental_distribute_dataset(dataset))
+            done, loss_sum, correct_sum, seen = 0, 0.0, 0.0, 0
+            norm_sum = np.zeros(len(steps.layer_names))
+            while done < n_steps and stop.requested is None:
+                n = min(spe, n_steps - done)
+                losses, corrects, counts, norms = steps.chunk(iterator, tf.constant(n))
+                losses = losses.numpy()
+                bad = np.flatnonzero(~np.isfinite(losses))
+                if bad.size:
+                    progress.abort()
+                    last = ckpt.list_checkpoints(checkpoints)
+                    kept = f"last good checkpoint {last[-1]} is kept" if last else \
+                        "no epoch had finished, so there is no checkpoint"
+                    raise DivergedError(
+                        f"Training diverged: loss is {losses[bad[0]]} at epoch {epoch + 1}, "
+                        f"batch {done + bad[0] + 1}/{n_steps}; {kept}. Fix: lower --lr "
+                        f"(was {config.lr}) or check the data.", epoch + 1, done + bad[0] + 1)
+                counts = counts.numpy()
+                loss_sum += float((losses * counts).sum())
+                correct_sum += float(corrects.numpy().sum())
+                seen += int(counts.sum())
+                norm_sum += norms.numpy()
+                done += n
+                progress.update(done, seen, loss_sum / seen, correct_sum / seen)
+            if stop.requested is not None:
+                progress.abort()
+                result.interrupted = stop.signal_name
+                break
+            elapsed = progress.elapsed()
+            val_loss, val_acc = steps.evaluate(val_ds)
+            record = {"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": correct_sum / seen,
+                      "val_loss": val_loss, "val_accuracy": val_acc,
+                      "lr": float(_current_lr(optimizer)), "time_s": elapsed,
+                      "samples_per_s": seen / max(elapsed, 1e-9)}
+            for name, total in zip(steps.layer_names, norm_sum):
+                record[f"grad_norm/{name}"] = float(total / n_steps)
+            if not all(np.isfinite(v.numpy()).all() for v in model.trainable_variables):
+                raise DivergedError(f"Training diverged: weights are NaN/inf after epoch "
+                                    f"{epoch + 1}, batch {n_steps}. Fix: lower --lr.",
+                                    epoch + 1, n_steps)
+            history.append(record)
+            if val_loss < best:
+                best, wait = val_loss, 0
+            else:
+                wait += 1
+            progress.end_epoch(record)
+            if chief:
+                ckpt.save(checkpoints, epoch + 1, model, optimizer,
+                          {"history": history, "early_stopping": {"best": best, "wait": wait},
+                           "config": config.identity()})
+                paths.update(_write_history(run_dir, history))
+                _log_tensorboard(writer, record)
+            result.epochs_completed = epoch + 1
+            for callback in callbacks:
+                callback(record, model)
+    if result.stopped_early:
+        log(f"early stopping: val_loss did not improve for {config.early_stopping} epochs")
+    if result.interrupted or not chief:
+        return result
+    _finish(config, run_dir, bundle, model, steps, result, log)
+    return result
+
+
+def _current_lr(optimizer) -> float:
+    lr = optimizer.learning_rate
+    return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+
+def _finish(config, run_dir, bundle, model, steps, result, log) -> None:
+    """Final model, test metrics, audit, plots: written once training is complete."""
+    import models
+
+    from . import plots
+
+    paths, history = result.paths, result.history
+    with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+    paths["model"] = run_dir / "model.keras"
+    result.test_loss, result.test_accuracy = steps.evaluate(bundle.pipeline("test", 1024))
+    result.dead_fraction = dead_unit_fraction(model, bundle.as_numpy("val")[0])
+    if hasattr(models, "audit"):
+        audit = models.audit(model)
+        paths["audit_md"] = atomic_write_text(run_dir / "audit.md", audit.to_markdown())
+        paths["audit_json"] = atomic_write_text(run_dir / "audit.json", audit.to_json())
+    summary = {"model": config.model, "activation": config.activation, "dataset": config.dataset,
+               "epochs_completed": result.epochs_completed, "stopped_early": result.stopped_early,
+               "test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
+               "dead_fraction": result.dead_fraction, "params": int(model.count_params()),
+               "final": history[-1] if history else None}
+    paths["summary"] = atomic_write_json(run_dir / "summary.json", summary)
+    if history:
+        title = f"{config.model} ({config.activation or 'default'}) on {config.dataset}"
+        paths["plot_curves"] = plots.plot_curves(history, run_dir / "curves.png", title)
+        if config.track_gradients:
+            paths["plot_gradients"] = plots.plot_gradient_norms(
+                history, run_dir / "gradient_norms.png", title)
+    paths["tensorboard"] = run_dir / "tensorboard"
+    paths["checkpoints"] = run_dir / "checkpoints"
+    if config.export:
+        _export(run_dir, bundle, paths, log)
+
+
+def _export(run_dir: Path, bundle, paths: dict, log) -> None:
+    try:
+        import export
+    except ImportError as exc:
+        log(f"--export skipped: the export package is not importable ({exc}).")
+        return
+    if not hasattr(export, "export_model"):
+        log("--export skipped: this checkout's export package has no export_model yet.")
+        return
+    x_train, _ = bundle.as_numpy("train")
+    manifest = export.export_model(run_dir / "model.keras", run_dir / "export",
+                                   representative_data=x_train[:300])
+    paths["export"] = run_dir / "export"
+    for art in manifest.get("artifacts", []):
+        val = art.get("validation")
+        status = val.get("passed", val.get("ok", val)) if isinstance(val, dict) else val
+        log(f"  export: {art.get('format')}/{art.get('quantization') or 'float32'} "
+            f"{art.get('path')} {art.get('size_bytes', 0):,} bytes validation={status}")
+
+
+def describe_outputs(result: TrainResult) -> str:
+    """Human-readable list of where everything went."""
+    lines = [f"run directory: {result.run_dir}"]
+    for key, path in sorted(result.paths.items()):
+        if key != "run_dir":
+            lines.append(f"  {key:15s} {path}")
+    return "\n".join(lines)
+

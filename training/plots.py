@@ -1,0 +1,96 @@
+"""PNG plots of a run's history, written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from utils.io import atomic_path
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    return path
+
+
+def plot_curves(history: list[dict], path: Path, title: str = "") -> Path:
+    """Loss and accuracy (train and validation) per epoch."""
+    plt = _figure()
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+        ax.plot(epochs, [r[key] for r in history], "o-", label=f"train {label}")
+        if history and f"val_{key}" in history[0]:
+            ax.plot(epochs, [r[f"val_{key}"] for r in history], "s--", label=f"val {label}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_gradient_norms(history: list[dict], path: Path, title: str = "") -> Path:
+    """Mean per-layer gradient norm per epoch (log scale): vanishing/exploding gradients."""
+    plt = _figure()
+    layers = [k for k in history[0] if k.startswith("grad_norm/")] if history else []
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in layers:
+        ax.plot(epochs, [max(r[key], 1e-30) for r in history], "o-", label=key[len("grad_norm/"):])
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean gradient L2 norm")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "per-layer gradient norms (input layer first)")
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_comparison(results: list[dict], path: Path, title: str = "") -> Path:
+    """One figure: val accuracy curves, final accuracy bars, first-layer gradient norms."""
+    plt = _figure()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    names = [r["activation"] for r in results]
+    for r in results:
+        hist = r["history"]
+        axes[0].plot([h["epoch"] for h in hist], [h["val_accuracy"] for h in hist], "o-",
+                     label=r["activation"], markersize=3)
+        axes[2].plot([h["epoch"] for h in hist],
+                     [max(h.get(r["first_layer_key"], 0.0), 1e-30) for h in hist], "o-",
+                     label=r["activation"], markersize=3)
+    axes[0].set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
+    bars = axes[1].bar(names, [r["test_accuracy"] for r in results], color="tab:blue",
+                       label="test accuracy")
+    axes[1].bar(names, [r["dead_fraction"] for r in results], width=0.4, color="tab:red",
+                alpha=0.8, label="dead-unit fraction")
+    for bar, r in zip(bars, results):
+        axes[1].text(bar.get_x() + bar.get_width() / 2, bar.get_height(),
+                     f"{r['test_accuracy']:.2f}", ha="center", va="bottom", fontsize=8)
+    axes[1].set(ylim=(0, 1.05), title="final test accuracy / dead hidden units")
+    axes[1].tick_params(axis="x", rotation=45)
+    axes[1].legend(fontsize=8)
+    axes[2].set_yscale("log")
+    axes[2].set(xlabel="epoch", ylabel="mean L2 norm", title="first-layer gradient norm")
+    for ax in (axes[0], axes[2]):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
