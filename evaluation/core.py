@@ -21,6 +21,11 @@ from .progress import ProgressBar
 class ArtifactResult:
     """Scores of one artifact (see ``docs/evaluation.md`` for every field).
 
+    Timing: ``runtime_seconds`` is the sum of the runtime calls (what
+    ``throughput`` and ``latency_ms`` are computed from); ``load_seconds`` the
+    artifact's loading; ``wall_seconds`` everything for this artifact as seen
+    by the caller (child start, data hand-over, load, run, reading outputs).
+
     ``predictions`` (top-1 class per example) is kept for callers but left out
     of :meth:`to_dict`; everything else is JSON-able.
     """
@@ -43,6 +48,7 @@ class ArtifactResult:
     batches: int
     runtime_seconds: float
     load_seconds: float
+    wall_seconds: float
     isolated: bool
     input_spec: list = field(default_factory=list)
     output_spec: list = field(default_factory=list)
@@ -173,6 +179,7 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
     with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
         inputs_path = Path(tmp) / "inputs.npy"
         for i, art in enumerate(resolved):
+            t0 = time.perf_counter()
             with ProgressBar(len(y), art.label, enabled=progress) as bar:
                 if art.kind == "keras":
                     outputs, info = _run_in_process(art, x, batch_size, unsafe, num_threads,
@@ -183,6 +190,7 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
                     outputs, info = _run_isolated(art, inputs_path, Path(tmp) / f"out{i}.npy",
                                                   batch_size, unsafe, num_threads, dataset,
                                                   bar.update)
+            wall = time.perf_counter() - t0
             scores = metrics.classification_metrics(outputs, y, bundle.num_classes)
             predicted = scores.pop("predictions")
             reference = results[0].predictions if results else predicted
@@ -191,7 +199,7 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
                 agreement=metrics.agreement(predicted, reference), **scores,
                 throughput=info["throughput"], latency_ms=info["latency_ms"],
                 batches=info["batches"], runtime_seconds=info["seconds"],
-                load_seconds=info["load_seconds"], isolated=art.kind != "keras",
+                load_seconds=info["load_seconds"], wall_seconds=wall, isolated=art.kind != "keras",
                 input_spec=info["input_spec"], output_spec=info["output_spec"],
                 predictions=predicted))
     return EvaluationResult(
