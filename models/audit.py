@@ -280,10 +280,11 @@ def _activation_of(layer, consumers: dict) -> str | None:
         return own
     if hasattr(layer, "activation") and _function_name(layer.activation):
         return _function_name(layer.activation)
-    if not layer.weights or isinstance(layer, _PASS_THROUGH):
+    if isinstance(layer, (_PASS_THROUGH, keras.layers.InputLayer)):
         return None
     # Dense -> [BatchNorm] -> [Dropout] -> activation layer: the activation
-    # belongs to the Dense, as the course draws it.
+    # belongs to the Dense, as the course draws it (likewise Add -> ReLU in a
+    # residual block).
     current = layer
     for _ in range(4):
         nxt = consumers.get(id(current), [])
@@ -335,7 +336,8 @@ def _markdown(a: Audit) -> str:
             lines.append(f"- {role} `{row.name}` ({row.type}): {units} {kind}{act}; "
                          f"output {row.output_shape}")
         else:
-            lines.append(f"- `{row.name}` ({row.type}): {row.input_shape} -> {row.output_shape}")
+            act = f", then {row.activation}" if row.activation else ""
+            lines.append(f"- `{row.name}` ({row.type}): {row.input_shape} -> {row.output_shape}{act}")
 
     lines += ["", "## 2. Learnable parameters per layer", "",
               "Dense and convolution layers: parameters = (inputs x outputs) + outputs "
@@ -368,9 +370,10 @@ def _markdown(a: Audit) -> str:
     lines += ["", "## 3. Activation functions", ""]
     if not a.activations_used:
         lines.append("- None (the model outputs linear values).")
-    for name, roles in a.activations_used.items():
-        for role in roles:
-            lines.append(_activation_line(name, role))
+    for role in ("hidden", "output"):  # in the order the data flows
+        for name, roles in a.activations_used.items():
+            if role in roles:
+                lines.append(_activation_line(name, role))
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ FORMATS = ("md", "json", "csv")
 def keras_summary(model: keras.Model) -> str:
     """The text ``model.summary()`` prints, as a string."""
     lines: list[str] = []
-    model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text), line_length=100)
+    model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text))
     return "\n".join(lines) + "\n"
 
 
