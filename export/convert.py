@@ -1,0 +1,320 @@
+"""Converters: Keras model -> SavedModel, ONNX, TFLite (one function each).
+
+Every converter starts from the same traced ``tf.function`` (input names
+``input`` / ``input_<i>``, outputs ``output_<i>``), so the three artifacts
+expose the same signature, and each returns what it learned about the
+artifact (op list, opset, Flex use) for the manifest.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from export.errors import ExportError, UnsupportedOpsError
+
+SIGNATURE_KEY = "serving_default"
+# Calibration samples for full-integer quantization: the activation ranges of
+# small MLPs settle after ~100 samples; more only lengthens conversion.
+CALIBRATION_SAMPLES = 200
+
+
+# ----------------------------------------------------------- graph preparation
+def _output_layers(model) -> set:
+    import keras
+    layers = set()
+    for t in keras.tree.flatten(model.outputs):
+        history = getattr(t, "_keras_history", None)
+        if history is not None:
+            layers.add(id(history[0]))
+    return layers
+
+
+def _is_softmax(layer) -> bool:
+    import keras
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", None) == "softmax" or act == "softmax"
+
+
+def _clone(model, clone_function):
+    import keras
+    try:
+        return keras.models.clone_model(model, clone_function=clone_function)
+    except Exception:  # subclassed models have no graph to rewrite
+        return None
+
+
+def strip_softmax(model):
+    """Return ``model`` with a final softmax removed (logits out), or raise.
+
+    Softmax is monotonic, so top-1 is unchanged; on int8 TFLite a 1,000-way
+    softmax is one of the slowest ops and its output scale (1/256) wastes the
+    int8 range on near-zero probabilities.
+
+    Raises:
+        ExportError: no output ends in a softmax, or the model is subclassed.
+    """
+    import keras
+    outs = _output_layers(model)
+    changed = []
+
+    def fn(layer):
+        if id(layer) not in outs or not _is_softmax(layer):
+            return layer
+        changed.append(layer.name)
+        if isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
+            return keras.layers.Identity(name=layer.name)
+        config = dict(layer.get_config(), activation="linear")
+        new = type(layer).from_config(config)
+        new.build(layer.input.shape)
+        new.set_weights(layer.get_weights())
+        return new
+
+    clone = _clone(model, fn)
+    if clone is None or not changed:
+        raise ExportError(
+            "logits_only=True needs a functional or Sequential model whose output "
+            "layer ends in a softmax; none was found. Received model "
+            f"{model.name!r} (output layers end in no softmax, or it is subclassed).")
+    return clone
+
+
+class _StaticFlatten:
+    """Factory for the export-only layer (built lazily: keras import is slow)."""
+
+    cls = None
+
+    @classmethod
+    def make(cls, units, name):
+        import keras
+        if cls.cls is None:
+            class StaticFlatten(keras.layers.Layer):
+                # reshape(x, [-1, n]) needs no Shape/StridedSlice/Pack ops;
+                # Keras' Flatten reshapes to [shape(x)[0], -1], which TFLite
+                # runs outside XNNPACK.
+                def __init__(self, units, **kwargs):
+                    super().__init__(**kwargs)
+                    self.units = units
+
+                def call(self, x):
+                    return keras.ops.reshape(x, (-1, self.units))
+
+                def compute_output_shape(self, shape):
+                    return (shape[0], self.units)
+
+            cls.cls = StaticFlatten
+        return cls.cls(units, name=name)
+
+
+def static_flatten(model):
+    """Replace each Flatten of known input size by a static reshape.
+
+    Returns:
+        ``(model, rewrites)``: the rewritten clone (sharing weights with
+        ``model``) and a list of what changed; ``(model, [])`` when nothing
+        applies or the model is subclassed.
+    """
+    import keras
+    rewrites = []
+
+    def fn(layer):
+        if isinstance(layer, keras.layers.Flatten):
+            dims = list(layer.input.shape[1:])
+            if dims and all(d is not None for d in dims):
+                rewrites.append(f"{layer.name}: Flatten -> Reshape([-1, {math.prod(dims)}])")
+                return _StaticFlatten.make(math.prod(dims), layer.name)
+        return layer
+
+    if not any(isinstance(l, keras.layers.Flatten) for l in model.layers):
+        return model, []
+    clone = _clone(model, fn)
+    return (clone, rewrites) if clone is not None else (model, [])
+
+
+# --------------------------------------------------------------- signature
+def input_names(model) -> list[str]:
+    n = len(model.inputs)
+    return ["input"] if n == 1 else [f"input_{i}" for i in range(n)]
+
+
+def serving_function(model, batch_size=None):
+    """The traced serving function: ``input*`` tensors -> ``{"output_<i>": ...}``."""
+    import keras
+    import tensorflow as tf
+
+    specs = []
+    for name, t in zip(input_names(model), model.inputs):
+        specs.append(tf.TensorSpec([batch_size] + list(t.shape[1:]), t.dtype, name=name))
+
+    @tf.function(input_signature=specs, autograph=False)
+    def serve(*xs):
+        out = model(xs[0] if len(xs) == 1 else list(xs), training=False)
+        return {f"output_{i}": o for i, o in enumerate(keras.tree.flatten(out))}
+
+    return serve, specs
+
+
+# --------------------------------------------------------------- SavedModel
+def to_saved_model(model, path, batch_size=None) -> dict:
+    """Write a SavedModel with a ``serving_default`` signature to ``path``."""
+    import keras
+    serve, _ = serving_function(model, batch_size)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SIGNATURE_KEY, serve)
+    with contextlib.redirect_stdout(None):
+        archive.write_out(str(path), verbose=False)
+    return {"signature": SIGNATURE_KEY}
+
+
+# --------------------------------------------------------------- ONNX
+def to_onnx(model, path, opset: int) -> dict:
+    """Convert with tf2onnx at ``opset``; refuse graphs with non-ONNX nodes.
+
+    Raises:
+        UnsupportedOpsError: a TF op had no handler (listed by name).
+        ExportError: ``onnx.checker`` (full check) rejects the model.
+    """
+    import onnx
+    import tf2onnx
+
+    from export import onnx_ops
+
+    serve, specs = serving_function(model)
+    with _quiet_logger("tf2onnx"):
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=specs, opset=opset)
+    bad = onnx_ops.unknown_ops(proto)
+    if bad:
+        raise UnsupportedOpsError(
+            f"ONNX conversion left non-ONNX op(s) {', '.join(bad)} in the graph "
+            "(tf2onnx has no handler for them). Add a handler in export/onnx_ops.py "
+            "or use a different layer.", bad)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"onnx.checker rejected the converted model: "
+                          f"{' '.join(str(exc).split())[:300]}") from exc
+    Path(path).write_bytes(proto.SerializeToString())
+    return {"opset": opset, "ir_version": int(proto.ir_version),
+            "ops": sorted({n.op_type for n in proto.graph.node})}
+
+
+@contextlib.contextmanager
+def _quiet_logger(name):
+    import logging
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# --------------------------------------------------------------- TFLite
+def tflite_ops(content: bytes) -> dict:
+    """Operator names of a ``.tflite`` flatbuffer, read from its schema.
+
+    Returns:
+        ``{"ops": sorted names, "flex_ops": [...], "custom_ops": [...]}``;
+        Flex ops are custom ops named ``Flex<TFOp>``.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAs(content, 0)
+    used = set()
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for i in range(graph.OperatorsLength()):
+            used.add(graph.Operators(i).OpcodeIndex())
+    ops, flex, custom = set(), set(), set()
+    for idx in used:
+        code = model.OperatorCodes(idx)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if names.get(builtin) == "CUSTOM":
+            name = code.CustomCode().decode()
+            (flex if name.startswith("Flex") else custom).add(name)
+            ops.add(name)
+        else:
+            ops.add(names.get(builtin, str(builtin)))
+    return {"ops": sorted(ops), "flex_ops": sorted(flex), "custom_ops": sorted(custom)}
+
+
+def to_tflite(model, path, *, quantization=None, representative_data=None,
+              int8_io=False, allow_flex=False, batch_size=None, saved_model=None) -> dict:
+    """Convert with ``tf.lite.TFLiteConverter`` (builtin ops only by default).
+
+    Args:
+        quantization: None (float32), "float16", "dynamic" or "int8".
+        representative_data: float32 array ``[N, ...]`` (int8 calibration).
+        int8_io: with "int8", make the model's inputs/outputs int8 tensors.
+        allow_flex: accept Select-TF (Flex) ops; the artifact then needs the
+            Flex delegate, which edge runtimes do not ship.
+        batch_size: a fixed batch size (static shapes), or None for dynamic.
+        saved_model: an already written SavedModel of ``model`` with the same
+            batch size, converted instead of writing a scratch one (tracing
+            and writing a SavedModel costs as much as the conversion itself).
+
+    Raises:
+        UnsupportedOpsError: Flex or custom ops appear and are not allowed.
+        ExportError: the converter failed (its message, one line).
+    """
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="export-tflite-") as scratch:
+        if saved_model is None:
+            saved_model = Path(scratch) / "sm"
+            to_saved_model(model, saved_model, batch_size=batch_size)
+        conv = tf.lite.TFLiteConverter.from_saved_model(
+            str(saved_model), signature_keys=[SIGNATURE_KEY])
+        ops_sets = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantization == "int8"
+                    else tf.lite.OpsSet.TFLITE_BUILTINS]
+        # Flex is always offered to the converter so that a model needing it
+        # fails below with the full list of offending ops instead of the
+        # converter's first error.
+        ops_sets.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        conv.target_spec.supported_ops = ops_sets
+        if quantization in ("float16", "dynamic", "int8"):
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            conv.target_spec.supported_types = [tf.float16]
+        if quantization == "int8":
+            conv.representative_dataset = _representative(representative_data)
+            if int8_io:
+                conv.inference_input_type = tf.int8
+                conv.inference_output_type = tf.int8
+        try:
+            content = conv.convert()
+        except Exception as exc:
+            raise ExportError(f"TFLite conversion failed: "
+                              f"{' '.join(str(exc).split())[:400]}") from exc
+    info = tflite_ops(content)
+    bad = info["flex_ops"] + info["custom_ops"]
+    if bad and not (allow_flex and not info["custom_ops"]):
+        raise UnsupportedOpsError(
+            f"TFLite model needs non-builtin op(s) {', '.join(bad)}; edge runtimes "
+            "run builtin ops only. Pass allow_flex=True (--allow-flex) to accept "
+            "Flex ops (the artifact is then marked edge_ready: false), or replace "
+            "the layers that lower to them.", bad)
+    Path(path).write_bytes(content)
+    info["uses_flex"] = bool(info["flex_ops"])
+    info["edge_ready"] = not bad
+    return info
+
+
+def _representative(data):
+    x = np.asarray(data, dtype=np.float32)
+    n = min(len(x), CALIBRATION_SAMPLES)
+    # An evenly spaced subset keeps every class of a sorted dataset in play.
+    idx = np.linspace(0, len(x) - 1, n).astype(int)
+
+    def gen():
+        for i in idx:
+            yield [x[i:i + 1]]
+    return gen

@@ -1,0 +1,147 @@
+"""Validation: run each artifact in its own runtime and compare with Keras.
+
+Checks, in order (like optimum's exporters): output count, then per output
+shape and dtype, then values. Float artifacts pass when every element obeys
+``|artifact - keras| <= atol + rtol * |keras|`` at batch 1 and batch 7 (7 proves
+the batch axis is dynamic). int8 artifacts are judged by top-1 agreement with
+Keras on real data, since int8 rounding moves every output by up to a few
+quantization steps. Failures are returned, never raised here: the exporter
+collects them over all artifacts and raises one :class:`ValidationError`.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+# (atol, rtol) per quantization. float32: the runtimes reorder float sums, a
+# few ulp. float16 weights: ~2**-11 relative error per weight, accumulated
+# over a layer. Dynamic range: int8 weights per channel and activations
+# quantized on the fly per batch, ~1% of the output range. Measured margins
+# are in docs/export.md.
+TOLERANCES = {None: (1e-5, 1e-5), "float16": (1e-2, 1e-2), "dynamic": (1e-1, 5e-2)}
+INT8_TOP1_BOUND = 0.98
+VALIDATION_BATCHES = (1, 7)
+# Cap on the samples used for int8 agreement: enough for a 0.1% resolution.
+AGREEMENT_SAMPLES = 1000
+
+
+def validation_inputs(input_specs, batch, rng, data=None) -> list[np.ndarray]:
+    """Inputs of batch size ``batch``: real data when given, else uniform [0, 1)."""
+    if data is not None and len(data) >= batch:
+        return [np.asarray(data[:batch], dtype=np.float32)]
+    return [rng.random([batch] + list(spec["shape"][1:]), dtype=np.float32)
+            for spec in input_specs]
+
+
+def _diffs(got, ref):
+    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+    max_abs = float(diff.max()) if diff.size else 0.0
+    scale = np.abs(ref.astype(np.float64))
+    mask = scale > 1e-6  # relative difference is meaningless next to zero
+    max_rel = float((diff[mask] / scale[mask]).max()) if mask.any() else 0.0
+    return diff, max_abs, max_rel
+
+
+def _failure(artifact, output, check, message, max_abs=None, tolerance=None):
+    return {"artifact": artifact, "output": output, "check": check,
+            "message": f"{artifact}: {message}", "max_abs_diff": max_abs,
+            "tolerance": tolerance}
+
+
+def _structure(name, outputs, refs, batch) -> list[dict]:
+    if len(outputs) != len(refs):
+        return [_failure(name, None, "count",
+                         f"{len(outputs)} output(s), Keras has {len(refs)} (batch {batch})")]
+    fails = []
+    for i, (got, ref) in enumerate(zip(outputs, refs)):
+        if got.shape != ref.shape:
+            fails.append(_failure(name, f"output_{i}", "shape",
+                                  f"output_{i} shape {list(got.shape)} != Keras "
+                                  f"{list(ref.shape)} (batch {batch})"))
+        elif got.dtype != ref.dtype:
+            fails.append(_failure(name, f"output_{i}", "dtype",
+                                  f"output_{i} dtype {got.dtype} != Keras {ref.dtype}"))
+    return fails
+
+
+def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
+                      data=None, seed=0) -> tuple[dict, list[dict]]:
+    """Compare ``runner`` with the Keras ``reference`` runner.
+
+    Args:
+        name: the artifact's path (relative), used in messages.
+        runner, reference: :class:`export.runtime.Runner` objects.
+        quantization: None | "float16" | "dynamic" | "int8".
+        atol: overrides the absolute tolerance (float kinds only).
+        data: real inputs ``[N, ...]`` (required for int8 agreement).
+
+    Returns:
+        ``(result, failures)``: the manifest's ``validation`` dict and a list
+        of failure dicts (empty when it passed).
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    default_atol, rtol = TOLERANCES.get(quantization, TOLERANCES[None])
+    atol = default_atol if atol is None else float(atol)
+    result = {"batches": list(VALIDATION_BATCHES), "outputs": []}
+    if quantization != "int8":
+        result.update(atol=atol, rtol=rtol)
+    failures = []
+    per_output: dict[int, dict] = {}
+    for batch in VALIDATION_BATCHES:
+        inputs = validation_inputs(reference.input_spec, batch, rng, data)
+        refs = reference.run(inputs)
+        outs = runner.run(inputs)
+        fails = _structure(name, outs, refs, batch)
+        failures += fails
+        if fails:
+            continue
+        for i, (got, ref) in enumerate(zip(outs, refs)):
+            diff, max_abs, max_rel = _diffs(got, ref)
+            entry = per_output.setdefault(i, {"name": f"output_{i}", "max_abs_diff": 0.0,
+                                              "max_rel_diff": 0.0})
+            entry["max_abs_diff"] = max(entry["max_abs_diff"], max_abs)
+            entry["max_rel_diff"] = max(entry["max_rel_diff"], max_rel)
+            if quantization == "int8":
+                continue
+            bad = diff > atol + rtol * np.abs(ref.astype(np.float64))
+            if bad.any() or not np.isfinite(got).all():
+                failures.append(_failure(
+                    name, f"output_{i}", "values",
+                    f"output_{i} max abs diff {max_abs:.3g} exceeds tolerance "
+                    f"atol={atol:g} + rtol={rtol:g}*|keras| at batch {batch} "
+                    f"({int(bad.sum())} of {bad.size} elements)", max_abs, atol))
+    result["outputs"] = [per_output[i] for i in sorted(per_output)]
+    if quantization == "int8" and not failures:
+        agreement = _agreement(runner, reference, data)
+        result.update(agreement)
+        if agreement["top1_agreement"] < agreement["top1_bound"]:
+            failures.append(_failure(
+                name, "output_0", "agreement",
+                f"top-1 agreement with Keras {agreement['top1_agreement']:.4f} on "
+                f"{agreement['samples']} samples is below the bound "
+                f"{agreement['top1_bound']} (max abs diff "
+                f"{result['outputs'][0]['max_abs_diff']:.3g})",
+                result["outputs"][0]["max_abs_diff"], agreement["top1_bound"]))
+    result["max_abs_diff"] = max((o["max_abs_diff"] for o in result["outputs"]), default=None)
+    result["max_rel_diff"] = max((o["max_rel_diff"] for o in result["outputs"]), default=None)
+    result["passed"] = not failures
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    return result, failures
+
+
+def _agreement(runner, reference, data) -> dict:
+    """Top-1 agreement of the first output with Keras on real data."""
+    x = np.asarray(data, dtype=np.float32)
+    if len(x) > AGREEMENT_SAMPLES:
+        x = x[np.linspace(0, len(x) - 1, AGREEMENT_SAMPLES).astype(int)]
+    ref = reference.run(x)[0]
+    got = np.concatenate([runner.run(x[i:i + 256])[0] for i in range(0, len(x), 256)])
+    if ref.ndim >= 2 and ref.shape[-1] > 1:
+        agree = float(np.mean(np.argmax(got, -1) == np.argmax(ref, -1)))
+    else:
+        # A single unit: agreement means the same side of 0.5 (sigmoid output).
+        agree = float(np.mean((got > 0.5) == (ref > 0.5)))
+    return {"top1_agreement": round(agree, 6), "top1_bound": INT8_TOP1_BOUND,
+            "samples": int(len(x))}
