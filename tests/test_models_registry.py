@@ -156,3 +156,22 @@ def test_output_activation_none_gives_logits():
     probs = np.asarray(built("exam_mlp")(x))
     assert not np.allclose(logits.sum(axis=1), 1.0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_residual_skips_are_identities():
+    # With each block's second Dense zeroed, a block maps x -> relu(x + 0) = x
+    # (x is already a ReLU output), so the net reduces to stem + head; the
+    # reference is computed with numpy from the stem and head weights.
+    model = models.create_model("residual_mlp", depth=2, width=8, input_shape=(4,), num_classes=3)
+    for i in (1, 2):
+        layer = model.get_layer(f"block_{i}_dense_2")
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    x = np.random.default_rng(2).normal(size=(5, 4)).astype(np.float32)
+    w_s, b_s = model.get_layer("stem").get_weights()
+    w_o, b_o = model.get_layer("output").get_weights()
+    z = np.maximum(x @ w_s + b_s, 0) @ w_o + b_o
+    expected = np.exp(z - z.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(model(x)), expected, rtol=1e-5, atol=1e-6)
+    audit_row = next(r for r in models.audit(model).rows if r.name == "block_1_add")
+    assert audit_row.activation == "relu"
