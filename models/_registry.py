@@ -8,7 +8,6 @@ closed-form formula) without building anything.
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import functools
 from dataclasses import dataclass, replace
@@ -18,6 +17,7 @@ import keras
 
 from models import _layers
 from models.errors import ModelConfigError, UnknownModelError
+from utils.names import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,7 @@ class Family:
         accepted = list(self.defaults)
         for key in list(preset) + list(overrides):
             if key not in self.defaults:
-                close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.5)
-                hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                hint = did_you_mean(key, accepted)
                 raise ModelConfigError(
                     f"Unknown override {key!r} for model family {self.name!r}.{hint} "
                     f"Accepted: {', '.join(accepted)}. Received: {key}={overrides.get(key, preset.get(key))!r}")
@@ -118,8 +117,7 @@ def _builder(name: str) -> Callable[..., ModelSpec]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name, _REGISTRY, cutoff=0.4)
         raise UnknownModelError(
             f"Unknown model {name!r}.{hint} "
             f"See models.list_models() (or `python -m models list`) for all {len(_REGISTRY)} names."
