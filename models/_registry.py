@@ -32,7 +32,8 @@ class Family:
         count_params: closed-form parameter count ``count_params(config) -> int``
             computed from the config alone (never by building the model).
         reference: paper or course section the family comes from.
-        validate: optional ``validate(config)`` raising ``ModelConfigError``.
+        validate: optional ``validate(config)`` raising ``ModelConfigError``;
+            it may normalise values in place (e.g. a list to a tuple).
     """
     name: str
     defaults: Mapping[str, Any]
@@ -73,7 +74,8 @@ class ModelSpec:
     def build(self) -> keras.Model:
         """Build a fresh Keras model for this configuration."""
         model = self.family.build(dict(self.config))
-        # Keras names the Model from the first argument; give it the registry name.
+        # Families build anonymous models; the registry name makes summaries
+        # and saved files say which entry they came from.
         if self.name:
             model.name = self.name
         return model
