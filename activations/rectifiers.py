@@ -243,7 +243,7 @@ class ELU(ActivationLayer):
     "formula": r"f(x) = \lambda \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \leq 0"
                r" \end{cases},\ \lambda \approx 1.0507,\ \alpha \approx 1.6733",
     "derivative": r"f'(x) = \lambda \begin{cases} 1 & x > 0 \\ \alpha e^x & x < 0 \end{cases}",
-    "range": r"(-\lambda\alpha, \infty)",
+    "range": r"(-\lambda \alpha, \infty)",
     "zero_centered": False, "monotonic": True, "saturates": "negative side",
     "vanishing_gradient": False, "computation": "moderate",
     "typical_use": "self-normalising MLPs (zero mean, unit variance by design; lecun_normal init, AlphaDropout)",

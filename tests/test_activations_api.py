@@ -180,7 +180,10 @@ def _trained_model(name, params, x):
     optimizer = keras.optimizers.SGD(0.5)
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(tf.square(model(x, training=True) - 1.0))
-    optimizer.apply(tape.gradient(loss, model.trainable_weights), model.trainable_weights)
+    # binary_step passes no gradient to the first Dense: zeros, not None.
+    grads = tape.gradient(loss, model.trainable_weights,
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    optimizer.apply(grads, model.trainable_weights)
     return model
 
 
