@@ -11,7 +11,11 @@ Example:
     >>> activations.describe("sigmoid")["range"]
     '(0, 1)'
 """
-from activations._registry import (
+# `python -m activations` imports this package before its __main__ runs, so
+# this is the only place to keep TensorFlow's C++ start-up lines off stderr.
+import utils.tf_quiet  # noqa: F401  (must precede keras)
+
+from activations._registry import (  # noqa: E402
     ActivationParameterError,
     UnknownActivationError,
     describe,

@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     plot.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)
 
-    # `python -m activations` has imported the package (and TensorFlow) before
-    # this module runs, so there is no point in quiet_tensorflow() here.
+    # The package __init__ (run first by `python -m`) already imported
+    # TensorFlow quietly via utils.tf_quiet.
     from activations import catalogue
 
     if args.command == "list":

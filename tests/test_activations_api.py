@@ -181,8 +181,9 @@ def _trained_model(name, params, x):
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(tf.square(model(x, training=True) - 1.0))
     # binary_step passes no gradient to the first Dense: zeros, not None.
-    grads = tape.gradient(loss, model.trainable_weights,
-                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grads = [tf.zeros_like(w) if g is None else g
+             for g, w in zip(tape.gradient(loss, model.trainable_weights),
+                             model.trainable_weights)]
     optimizer.apply(grads, model.trainable_weights)
     return model
 
