@@ -3,8 +3,9 @@ Sinc and TanhShrink.
 
 Every formula here is written so that it (1) never overflows for large |x|,
 (2) has a finite autodiff gradient everywhere, and (3) lowers to ops that
-TFLite has as builtins and onnxruntime implements (no Expm1, Erfc, Log1p or
-Softplus graph ops, which break one converter or the other).
+TFLite has as builtins and onnxruntime implements: no Expm1, Log1p or Erfc
+graph ops (ONNX has no such operators, TFLite has no Erfc; checked with
+TFLiteConverter + tf2onnx 1.17 + onnxruntime 1.31).
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def _log1p(u):
     """``log(1 + u)`` to full precision for tiny u, from Log and Div only.
 
     ``log(1 + u)`` alone loses all digits of ``u < eps`` (softplus(-30) would
-    be 0, and mish / small-beta softplus multiply that error up), while the
-    Log1p op is missing from TFLite's builtins. Goldberg's trick
+    be 0, and mish / small-beta softplus multiply that error up), while a
+    Log1p graph op has no ONNX counterpart. Goldberg's trick
     ``log(w) * u / (w - 1)`` with ``w = 1 + u`` cancels the rounding of ``w``.
     """
     w = 1.0 + u
