@@ -8,6 +8,7 @@ artifact (op list, opset, Flex use) for the manifest.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import tempfile
 from pathlib import Path
@@ -33,9 +34,19 @@ def _output_layers(model) -> set:
     return layers
 
 
-def _is_softmax(layer) -> bool:
+def _softmax_layer_types() -> tuple:
     import keras
-    if isinstance(layer, keras.layers.Softmax):
+    types = [keras.layers.Softmax]
+    try:
+        import activations
+        types.append(activations.Softmax)
+    except (ImportError, AttributeError):
+        pass
+    return tuple(types)
+
+
+def _is_softmax(layer) -> bool:
+    if isinstance(layer, _softmax_layer_types()):
         return True
     act = getattr(layer, "activation", None)
     return getattr(act, "__name__", None) == "softmax" or act == "softmax"
@@ -67,7 +78,7 @@ def strip_softmax(model):
         if id(layer) not in outs or not _is_softmax(layer):
             return layer
         changed.append(layer.name)
-        if isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
+        if isinstance(layer, _softmax_layer_types() + (keras.layers.Activation,)):
             return keras.layers.Identity(name=layer.name)
         config = dict(layer.get_config(), activation="linear")
         new = type(layer).from_config(config)
@@ -246,8 +257,64 @@ def tflite_ops(content: bytes) -> dict:
     return {"ops": sorted(ops), "flex_ops": sorted(flex), "custom_ops": sorted(custom)}
 
 
+def _head_nodes(content: bytes) -> list[str]:
+    """Output tensor names of the model's head: the op producing the output
+    and, when that op is a softmax/logistic, the layer feeding it
+    (QUANTIZE/DEQUANTIZE hops skipped)."""
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_content=content)
+    ops = interp._get_ops_details()
+    producer = {t: op for op in ops for t in op["outputs"]}
+    names = []
+
+    def real_producer(tensor):
+        op = producer.get(tensor)
+        while op is not None and op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            op = producer.get(op["inputs"][0])
+        return op
+
+    dequantized = {op["inputs"][0]: op["outputs"][0] for op in ops
+                   if op["op_name"] == "DEQUANTIZE"}
+
+    def name(op):
+        # The debugger re-converts with float I/O, where an op that fed an
+        # output DEQUANTIZE carries the name of that dequantized tensor.
+        tensor = dequantized.get(op["outputs"][0], op["outputs"][0])
+        return interp._get_tensor_details(tensor, 0)["name"]
+
+    for out in interp.get_output_details():
+        op = real_producer(out["index"])
+        if op is None:
+            continue
+        names.append(name(op))
+        if op["op_name"] in ("SOFTMAX", "LOGISTIC", "LOG_SOFTMAX"):
+            feed = real_producer(op["inputs"][0])
+            if feed is not None:
+                names.append(name(feed))
+    return names
+
+
+def _float_head(conv, content, representative) -> tuple[bytes, list[str]]:
+    """Re-quantize with the head denylisted (kept float) via LiteRT's
+    selective quantization (``QuantizationDebugger``)."""
+    import warnings
+
+    import tensorflow as tf
+    nodes = _head_nodes(content)
+    if not nodes:
+        return content, []
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it runs tf.lite.Interpreter (deprecated)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=lambda: itertools.islice(representative(), 2),
+            debug_options=options)
+        return debugger.get_nondebug_quantized_model(), nodes
+
+
 def to_tflite(model, path, *, quantization=None, representative_data=None,
-              int8_io=False, allow_flex=False, batch_size=None, saved_model=None) -> dict:
+              int8_io=False, allow_flex=False, batch_size=None, saved_model=None,
+              float_head=False) -> dict:
     """Convert with ``tf.lite.TFLiteConverter`` (builtin ops only by default).
 
     Args:
@@ -257,6 +324,9 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
         allow_flex: accept Select-TF (Flex) ops; the artifact then needs the
             Flex delegate, which edge runtimes do not ship.
         batch_size: a fixed batch size (static shapes), or None for dynamic.
+        float_head: with "int8" (and float I/O), keep the output layer and
+            its softmax in float. Their int8 steps (1/256 for a softmax) tie
+            the top classes of a wide classifier and flip its top-1.
         saved_model: an already written SavedModel of ``model`` with the same
             batch size, converted instead of writing a scratch one (tracing
             and writing a SavedModel costs as much as the conversion itself).
@@ -289,9 +359,19 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
             if int8_io:
                 conv.inference_input_type = tf.int8
                 conv.inference_output_type = tf.int8
+        head = []
         try:
             content = conv.convert()
+            if quantization == "int8" and float_head and not int8_io:
+                content, head = _float_head(conv, content, conv.representative_dataset)
         except Exception as exc:
+            unsupported = _converter_custom_ops(str(exc))
+            if unsupported:
+                raise UnsupportedOpsError(
+                    f"TFLite has neither a builtin nor a Flex kernel for "
+                    f"{', '.join(unsupported)} (the converter's pattern fusions did not "
+                    "apply to this graph). Replace the layer that lowers to it.",
+                    unsupported) from exc
             raise ExportError(f"TFLite conversion failed: "
                               f"{' '.join(str(exc).split())[:400]}") from exc
     info = tflite_ops(content)
@@ -304,8 +384,18 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
             "the layers that lower to them.", bad)
     Path(path).write_bytes(content)
     info["uses_flex"] = bool(info["flex_ops"])
+    if quantization == "int8":
+        info["float_head"] = head
     info["edge_ready"] = not bad
     return info
+
+
+def _converter_custom_ops(message: str) -> list[str]:
+    """Op names from the converter's "Custom ops: A, B" error line."""
+    for line in message.splitlines():
+        if line.strip().startswith("Custom ops:"):
+            return sorted({o.strip() for o in line.split(":", 1)[1].split(",") if o.strip()})
+    return []
 
 
 def _representative(data):

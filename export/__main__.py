@@ -1,0 +1,92 @@
+"""Command line: ``python -m export MODEL.keras --out DIR`` and ``python -m export bench DIR``.
+
+Parses arguments, calls one library function, prints its result. Errors
+become one line on stderr and exit status 2 (``utils.cli.run_cli``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from utils.cli import quiet_tensorflow, run_cli
+
+PROG = "python -m export"
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Export a .keras model to SavedModel / ONNX / TFLite, "
+        "validated in each runtime. Benchmark an export: `python -m export bench DIR`.")
+    p.add_argument("model", help="the .keras file")
+    p.add_argument("--out", required=True, help="export directory (replaced atomically)")
+    p.add_argument("--formats", default="saved_model,onnx,tflite",
+                   help="comma-separated subset of saved_model,onnx,tflite")
+    p.add_argument("--quantize", default=None,
+                   help="TFLite variant(s), comma-separated: none,float16,dynamic,int8")
+    p.add_argument("--representative-data", default=None, metavar="DATASET",
+                   help="dataset name for int8 calibration (train split) and the "
+                   "top-1 check (test split), e.g. digits")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: newest "
+                   "supported by tf2onnx and onnxruntime)")
+    p.add_argument("--atol", type=float, default=None, help="absolute tolerance override")
+    p.add_argument("--allow-flex", action="store_true",
+                   help="accept Select-TF (Flex) ops in TFLite (not edge-ready)")
+    p.add_argument("--fixed-batch", type=int, default=None, metavar="N",
+                   help="TFLite with a static batch size N (edge devices)")
+    p.add_argument("--int8-io", action="store_true", help="int8 input/output tensors")
+    p.add_argument("--logits-only", action="store_true",
+                   help="drop a final softmax (same top-1, faster int8)")
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="skip the comparison with Keras")
+    return p
+
+
+def _bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"{PROG} bench",
+                                description="Latency of each artifact in its runtime.")
+    p.add_argument("dir", help="export directory (with manifest.json)")
+    p.add_argument("--keras", default=None, help="Keras model to time beside the artifacts "
+                   "(default: the manifest's source file)")
+    p.add_argument("--threads", default="1,all", help="thread counts, e.g. 1,all")
+    p.add_argument("--batches", default="1,256", help="batch sizes, e.g. 1,256")
+    return p
+
+
+def _dataset(name):
+    import data  # lazily: only int8 exports need it
+    bundle = data.load_dataset(name)
+    return bundle.as_numpy("train")[0], bundle.as_numpy("test")[0]
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_tensorflow()
+    if argv[:1] == ["bench"]:
+        args = _bench_parser().parse_args(argv[1:])
+        from export.bench import bench_markdown, benchmark
+        threads = [None if t.strip() == "all" else int(t) for t in args.threads.split(",")]
+        batches = [int(b) for b in args.batches.split(",")]
+        print(bench_markdown(benchmark(args.dir, keras_path=args.keras, threads=threads,
+                                       batches=batches)), end="")
+        return 0
+    args = _export_parser().parse_args(argv)
+    from export.exporter import check_formats, check_quantize, export_model, manifest_markdown
+    # Cheap checks before loading a dataset: a typo fails in a second.
+    check_formats(args.formats)
+    check_quantize(args.quantize)
+    rep = val = None
+    if args.representative_data:
+        rep, val = _dataset(args.representative_data)
+    manifest = export_model(args.model, args.out, formats=args.formats,
+                            quantize=args.quantize, representative_data=rep,
+                            validation_data=val, opset=args.opset, validate=args.validate,
+                            atol=args.atol, allow_flex=args.allow_flex,
+                            fixed_batch=args.fixed_batch, int8_io=args.int8_io,
+                            logits_only=args.logits_only)
+    print(manifest_markdown(manifest), end="")
+    print(f"Wrote {args.out}/manifest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, prog=PROG))

@@ -1,0 +1,137 @@
+"""Latency of every artifact of an export directory in its own runtime.
+
+``benchmark(dir)`` times each artifact listed in ``manifest.json`` (and the
+source Keras model when its file still exists) through the same loaders as
+validation (:mod:`export.runtime`), at batch 1 and 256, with one thread and
+with all threads, reporting the median of repeated runs.
+
+TensorFlow fixes its thread pools when it first runs, so each thread count is
+measured in a fresh worker process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from export.exporter import MANIFEST
+
+BATCHES = (1, 256)
+# Per (artifact, batch): stop after this many timed runs or this many
+# seconds, whichever comes first (at least MIN_RUNS).
+MAX_RUNS, MIN_RUNS, TIME_BUDGET_S = 200, 5, 1.0
+WARMUP_RUNS = 3
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _targets(export_dir: Path, keras_path=None) -> list[dict]:
+    manifest = json.loads((export_dir / MANIFEST).read_text())
+    targets = []
+    keras_path = keras_path or manifest["source"].get("path")
+    if keras_path and Path(keras_path).is_file():
+        targets.append({"path": str(keras_path), "label": Path(keras_path).name,
+                        "quantization": None})
+    for a in manifest["artifacts"]:
+        targets.append({"path": str(export_dir / a["path"]), "label": a["path"],
+                        "quantization": a["quantization"]})
+    return targets
+
+
+def time_runner(runner, batch: int, rng) -> float:
+    """Median wall time (ms) of ``runner.run`` on a random batch."""
+    x = [rng.random([batch] + list(s["shape"][1:]), dtype=np.float32)
+         for s in runner.input_spec]
+    for _ in range(WARMUP_RUNS):
+        runner.run(x)
+    times = []
+    start = time.perf_counter()
+    while len(times) < MAX_RUNS and (len(times) < MIN_RUNS
+                                     or time.perf_counter() - start < TIME_BUDGET_S):
+        t0 = time.perf_counter()
+        runner.run(x)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def _measure(targets, threads: int, batches) -> list[dict]:
+    from export.runtime import load_artifact
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in targets:
+        runner = load_artifact(t["path"], num_threads=threads)
+        row = {"artifact": t["label"], "runtime": runner.kind, "threads": threads,
+               "quantization": t["quantization"]}
+        for b in batches:
+            row[f"batch_{b}_ms"] = round(time_runner(runner, b, rng), 4)
+        rows.append(row)
+    return rows
+
+
+def _worker(argv):
+    """Entry point of a worker process: JSON rows on the last stdout line."""
+    spec = json.loads(argv[0])
+    print(json.dumps(_measure(spec["targets"], spec["threads"], spec["batches"])))
+
+
+def benchmark(export_dir, *, keras_path=None, threads=(1, None), batches=BATCHES) -> dict:
+    """Benchmark an export directory.
+
+    Args:
+        export_dir: a directory written by :func:`export.export_model`.
+        keras_path: the Keras model to time beside the artifacts (default:
+            the manifest's source path, when that file exists).
+        threads: thread counts; None means all cores.
+        batches: batch sizes.
+
+    Returns:
+        ``{"rows": [...], "sizes": {artifact: bytes}, "cpu_count": n}``; each
+        row has artifact, runtime, threads, quantization, ``batch_<b>_ms``.
+
+    Raises:
+        FileNotFoundError: no ``manifest.json`` in ``export_dir``.
+        RuntimeError: a worker process failed (its stderr tail is included).
+    """
+    export_dir = Path(export_dir)
+    if not (export_dir / MANIFEST).is_file():
+        raise FileNotFoundError(f"No {MANIFEST} in {str(export_dir)!r}: pass a directory "
+                                "written by `python -m export MODEL.keras --out DIR`.")
+    targets = _targets(export_dir, keras_path)
+    manifest = json.loads((export_dir / MANIFEST).read_text())
+    rows = []
+    for n in threads:
+        n = int(n or os.cpu_count() or 1)
+        env = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(n), TF_NUM_INTEROP_THREADS="1",
+                   OMP_NUM_THREADS=str(n), TF_CPP_MIN_LOG_LEVEL="3")
+        spec = json.dumps({"targets": targets, "threads": n, "batches": list(batches)})
+        code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                "from export.bench import _worker; _worker(sys.argv[1:])")
+        proc = subprocess.run([sys.executable, "-c", code, spec], env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark worker failed (threads={n}): "
+                               f"{proc.stderr.strip()[-500:]}")
+        rows += json.loads(proc.stdout.strip().splitlines()[-1])
+    sizes = {a["path"]: a["size_bytes"] for a in manifest["artifacts"]}
+    return {"rows": rows, "sizes": sizes, "cpu_count": os.cpu_count(),
+            "source_params": manifest["source"]["params"]}
+
+
+def bench_markdown(result: dict) -> str:
+    """Markdown table of :func:`benchmark` results (median ms per batch)."""
+    batches = sorted({int(k.split("_")[1]) for r in result["rows"] for k in r
+                      if k.startswith("batch_")})
+    head = "| artifact | runtime | quantization | size | threads | " + " | ".join(
+        f"batch {b} (ms)" for b in batches) + " |"
+    lines = [head, "|---" * (5 + len(batches)) + "|"]
+    for r in result["rows"]:
+        size = result["sizes"].get(r["artifact"])
+        size = f"{size / 1024:.1f} KiB" if size is not None else "-"
+        lines.append(f"| `{r['artifact']}` | {r['runtime']} | {r['quantization'] or 'float32'} "
+                     f"| {size} | {r['threads']} | "
+                     + " | ".join(f"{r[f'batch_{b}_ms']:.3f}" for b in batches) + " |")
+    return "\n".join(lines) + "\n"
