@@ -117,6 +117,8 @@ def benchmark(export_dir, *, keras_path=None, threads=(1, None), batches=BATCHES
                                f"{proc.stderr.strip()[-500:]}")
         rows += json.loads(proc.stdout.strip().splitlines()[-1])
     sizes = {a["path"]: a["size_bytes"] for a in manifest["artifacts"]}
+    sizes.update({t["label"]: Path(t["path"]).stat().st_size for t in targets
+                  if t["path"].endswith(".keras")})
     return {"rows": rows, "sizes": sizes, "cpu_count": os.cpu_count(),
             "source_params": manifest["source"]["params"]}
 

@@ -141,7 +141,8 @@ def _artifact_name(fmt, quant, fixed_batch) -> str:
 def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
                  representative_data=None, opset=None, validate=True, atol=None,
                  allow_flex=False, fixed_batch=None, int8_io=False,
-                 logits_only=False, validation_data=None, int8_float_head=True) -> dict:
+                 logits_only=False, validation_data=None, int8_float_head=True,
+                 static_flatten=True) -> dict:
     """Export a Keras model to SavedModel / ONNX / TFLite, validated, atomically.
 
     Args:
@@ -171,6 +172,10 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
             tie the top classes of a wide classifier (exam_mlp: 97-98% top-1
             agreement fully int8, 99.6% with a float head). The ops kept
             float are listed in the manifest (``float_head``).
+        static_flatten: export each Flatten as ``reshape(x, [-1, n])``;
+            Keras' Flatten reshapes to ``[shape(x)[0], -1]``, which costs
+            SHAPE/STRIDED_SLICE/PACK ops that TFLite runs outside XNNPACK.
+            Same function; False reproduces Keras' own export graph.
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``).
@@ -230,7 +235,8 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
         raise ExportError("representative_data supports single-input models only.")
 
     reference_model = convert.strip_softmax(model) if logits_only else model
-    export_graph, rewrites = convert.static_flatten(reference_model)
+    export_graph, rewrites = (convert.static_flatten(reference_model) if static_flatten
+                              else (reference_model, []))
     reference = runtime.KerasRunner(reference_model)
 
     jobs = [(f, None) for f in formats if f != "tflite"]

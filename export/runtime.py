@@ -133,17 +133,25 @@ def load_keras_model(path):
     except ModelLoadError:
         raise
     except Exception as exc:  # keras raises TypeError/ValueError/KeyError here
-        text = " ".join(str(exc).split())
-        if "lambda" in text.lower():
-            hint = ("it contains a Lambda layer, which safe mode refuses to "
-                    "deserialise (arbitrary code); replace it with a registered layer")
-        elif "could not locate" in text.lower() or "unknown" in text.lower():
-            hint = ("it uses a class that is not registered; import the module "
-                    "that registers it (keras.saving.register_keras_serializable)")
-        else:
-            hint = "the file is not a valid Keras model"
-        raise ModelLoadError(
-            f"Cannot load {str(path)!r}: {hint}. Keras said: {text[:300]}") from exc
+        raise ModelLoadError(f"Cannot load {str(path)!r}: {_load_hint(exc)}") from exc
+
+
+def _load_hint(exc: BaseException) -> str:
+    """The root cause of a Keras load failure, in one actionable sentence."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(" ".join(str(seen).split()))
+        seen = seen.__cause__ or seen.__context__
+    text = " | ".join(chain)
+    missing = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+    if missing:
+        return (f"it uses {missing.group(1)!r}, which is not registered. Import the module "
+                "that defines it (decorated with keras.saving.register_keras_serializable) "
+                "before exporting, or rebuild the model from registered layers.")
+    if "lambda" in text.lower():
+        return ("it contains a Lambda layer, which safe mode refuses to deserialise "
+                "(it would run arbitrary code); replace it with a registered layer.")
+    return f"not a loadable Keras model ({chain[-1][:200]})."
 
 
 class KerasRunner(Runner):

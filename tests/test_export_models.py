@@ -1,0 +1,52 @@
+"""Every registered model (default size) x every format: exports and validates.
+
+Each artifact is then checked again here, independently of the exporter's
+own validation: through each runtime's public API, at a batch size the
+exporter did not use (3), against Keras.
+"""
+import numpy as np
+import pytest
+
+import models
+from tests._export_helpers import keras_outputs, run_raw
+
+ATOL = 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", models.list_models())
+def test_model_exports_to_every_format(name, tmp_path):
+    import onnx
+
+    import export
+    from export.onnx_ops import default_opset
+
+    model = models.create_model(name)
+    manifest = export.export_model(model, tmp_path / "out")
+
+    arts = {a["format"]: a for a in manifest["artifacts"]}
+    assert sorted(arts) == sorted(export.FORMATS)
+    assert manifest["source"]["params"] == model.count_params()
+    for a in arts.values():
+        assert a["validation"]["passed"] is True
+        assert a["validation"]["batches"] == [1, 7]
+        assert a["inputs"][0]["shape"][0] is None  # dynamic batch axis
+
+    rng = np.random.default_rng(1)
+    x = rng.random((3,) + tuple(model.inputs[0].shape[1:]), dtype=np.float32)
+    ref = keras_outputs(model, x)
+    for fmt, a in arts.items():
+        got = run_raw(tmp_path / "out" / a["path"], x)
+        assert len(got) == len(ref), fmt
+        for g, r in zip(got, ref):
+            assert g.shape == r.shape, fmt
+            np.testing.assert_allclose(g, r, atol=ATOL, rtol=1e-5, err_msg=f"{name} {fmt}")
+
+    proto = onnx.load(str(tmp_path / "out" / arts["onnx"]["path"]))
+    onnx.checker.check_model(proto, full_check=True)
+    assert {o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")} == {
+        default_opset()}
+    batch_dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param and not batch_dim.dim_value  # symbolic batch
+    # Edge runtimes run builtin ops only: no Flex/custom op slipped in.
+    assert arts["tflite"]["uses_flex"] is False and arts["tflite"]["custom_ops"] == []
