@@ -17,6 +17,10 @@ import numpy as np
 from .errors import ArtifactError, EvaluationError, ShapeMismatchError, UnsafeArtifactError
 
 
+# Untimed runs before timing starts; the same number export's bench uses.
+WARMUP_RUNS = 3
+
+
 def _shape(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
@@ -128,8 +132,9 @@ def run_batches(runner, x: np.ndarray, batch_size: int,
                 report_progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict]:
     """Run ``x`` through ``runner`` in batches of ``batch_size``.
 
-    The first batch is run once untimed beforehand: graph tracing, tensor
-    allocation and caches are start-up costs, not throughput.
+    The first batch is run ``WARMUP_RUNS`` times untimed beforehand (as
+    ``python -m export bench`` does): graph tracing, tensor allocation, weight
+    packing and cold caches are start-up costs, not throughput.
 
     Returns:
         ``(outputs [N, C] float32, timing)`` where timing has ``seconds`` (sum of
@@ -143,7 +148,8 @@ def run_batches(runner, x: np.ndarray, batch_size: int,
     if n == 0:
         raise EvaluationError("The split is empty: there is nothing to evaluate.")
     x = np.ascontiguousarray(x, dtype=np.float32)
-    runner.run(x[:batch_size])
+    for _ in range(WARMUP_RUNS):
+        runner.run(x[:batch_size])
     outputs = None
     times = []
     for start in range(0, n, batch_size):
