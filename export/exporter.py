@@ -277,7 +277,10 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
                 # A SavedModel needs full TensorFlow: edge readiness does not apply.
                 entry.update(uses_flex=False, custom_ops=[],
                              edge_ready=None if fmt == "saved_model" else True)
-            if validate:
+            if validate and getattr(runner, "unavailable", None):
+                # Only reachable with allow_flex=True: the user opted in.
+                entry["validation"] = {"passed": None, "skipped": runner.unavailable}
+            elif validate:
                 from export.validate import validate_artifact
                 result, fails = validate_artifact(name, runner, reference, quantization=quant,
                                                   atol=atol, data=check_data)
@@ -311,6 +314,8 @@ def _fmt_size(n: int) -> str:
 def _validation_cell(v) -> str:
     if not v:
         return "not validated"
+    if v.get("skipped"):
+        return "SKIPPED: " + v["skipped"]
     if "top1_agreement" in v:
         return (f"top-1 agreement {v['top1_agreement']:.2%} on {v['samples']} samples "
                 f"(bound {v['top1_bound']:.0%})")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -311,22 +312,29 @@ class TFLiteRunner(Runner):
 
     def _make_interpreter(self):
         from ai_edge_litert.interpreter import Interpreter
-        kwargs = {"model_path": str(self.path)}
-        if self.num_threads:
-            kwargs["num_threads"] = int(self.num_threads)
-        else:
-            kwargs["num_threads"] = os.cpu_count() or 1
+        kwargs = {"model_path": str(self.path),
+                  "num_threads": int(self.num_threads or os.cpu_count() or 1)}
         interp = Interpreter(**kwargs)
+        self.unavailable = None  # why this artifact cannot run here, if so
         try:
             interp.allocate_tensors()
         except RuntimeError as exc:
-            if "flex" not in str(exc).lower() and "select" not in str(exc).lower():
+            text = " ".join(str(exc).split())
+            if "flex" not in text.lower() and "select tensorflow" not in text.lower():
                 raise ModelLoadError(f"LiteRT cannot prepare {str(self.path)!r}: "
-                                     f"{' '.join(str(exc).split())[:300]}") from exc
-            import tensorflow as tf  # its interpreter links the Flex delegate
-            interp = tf.lite.Interpreter(**kwargs)
-            interp.allocate_tensors()
+                                     f"{text[:300]}") from exc
             self.uses_flex = True
+            try:  # TensorFlow's own interpreter links the Flex delegate in some builds
+                import tensorflow as tf
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    flex = tf.lite.Interpreter(**kwargs)
+                flex.allocate_tensors()
+                return flex
+            except (RuntimeError, ValueError):
+                self.unavailable = (
+                    f"{str(self.path)!r} uses Select-TF (Flex) ops and neither LiteRT "
+                    "nor tf.lite in this environment links the Flex delegate.")
         return interp
 
     def _resize(self, batch: int):
@@ -341,6 +349,8 @@ class TFLiteRunner(Runner):
         self._allocated_batch = batch
 
     def _invoke(self, arrays):
+        if self.unavailable:
+            raise ModelLoadError(f"Cannot run {self.unavailable}")
         self._resize(arrays[0].shape[0])
         for d, a in zip(self._in, arrays):
             self.interpreter.set_tensor(d["index"], _quantize(a, d))
