@@ -108,7 +108,7 @@ def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int 
         from .artifacts import describe_kind
 
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise ArtifactError(f"Cannot load '{path}' as a {describe_kind(kind)}: {reason}") from exc
+        raise ArtifactError(f"Cannot load {describe_kind(kind)} '{path}': {reason}") from exc
 
 
 def check_input_shape(runner, image_shape: tuple, *, label: str, dataset: str) -> None:

@@ -84,10 +84,12 @@ def call_isolated(target: str, payload: dict, *, on_progress: Callable[[int], No
         with open(Path(tmp) / "stderr.txt", "w+b") as err:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "evaluation._child", str(request), str(result),
+                    # -P: the caller's working directory is not put on sys.path, so a
+                    # folder there named like one of our packages cannot shadow it.
+                    [sys.executable, "-P", "-m", "evaluation._child", str(request), str(result),
                      str(write_fd)],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                    pass_fds=(write_fd,), env=env, cwd=str(_ROOT))
+                    pass_fds=(write_fd,), env=env)
             finally:
                 os.close(write_fd)
             reader = threading.Thread(target=_pump_progress, args=(read_fd, on_progress), daemon=True)

@@ -41,11 +41,11 @@ def child_bug(payload, report_progress):
     raise RuntimeError("an internal bug")
 
 
-def run_cli(*args, timeout=300):
-    """Run ``python evaluate.py ARGS`` from the repository root; return CompletedProcess."""
+def run_cli(*args, cwd=ROOT, timeout=300):
+    """Run ``python evaluate.py ARGS`` (from ``cwd``); return the CompletedProcess."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
     return subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *map(str, args)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def train_and_export(directory: Path, *, epochs: int = 3, seed: int = 0):

@@ -113,12 +113,15 @@ def test_cli_json_and_report(exported, tmp_path):
     assert json.loads((report / "results.json").read_text())["artifacts"][0]["label"] == str(tflite)
 
 
-def test_cli_table_and_json_file(exported, tmp_path):
+def test_cli_table_and_json_file_with_relative_paths(exported, tmp_path):
+    # Relative to the caller's directory, not the repository's: the isolated
+    # child must see the same paths as the command line.
     _, export_dir, manifest = exported
-    tflite = export_dir / _entry(manifest, "tflite")["path"]
-    out = run_cli(tflite, "--dataset", "digits", "--limit", "100", "--json", tmp_path / "r.json")
+    tflite = _entry(manifest, "tflite")["path"]
+    out = run_cli(tflite, "--dataset", "digits", "--limit", "100", "--json", tmp_path / "r.json",
+                  cwd=export_dir)
     assert out.returncode == 0, out.stderr
-    assert "accuracy" in out.stdout and str(tflite) in out.stdout
+    assert "accuracy" in out.stdout and tflite in out.stdout
     assert json.loads((tmp_path / "r.json").read_text())["num_examples"] == 100
 
 
