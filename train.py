@@ -37,8 +37,14 @@ always one line on stderr and nothing already saved is lost; 128+signal when int
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, exit 2, like every other bad input (argparse would add the usage).
+        raise ValueError(f"{message} (see train.py --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
+    p = _Parser(prog="train.py", description=__doc__.split("\n\n")[0],
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 argument_default=argparse.SUPPRESS)
     p.add_argument("--model", help="registered model (python -m models list); default exam_mlp")

@@ -79,6 +79,20 @@ class DatasetBundle:
         return {s: (tf.constant(x), tf.constant(y.astype(np.int32)))
                 for s, (x, y) in self._arrays.items()}
 
+    def tensors(self, split: str = "train"):
+        """``(x, y)`` of ``split`` as host tensors (float32, int32), created once.
+
+        For training loops that gather batches themselves (see training/loop.py).
+        """
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}.")
+        return self._tensors[split]
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """Indices of the training examples in the order epoch ``epoch`` visits them."""
+        n = self.sizes["train"]
+        return epoch_permutation(n, self.seed, epoch) if self.shuffle else np.arange(n)
+
     def _from_indices(self, split, indices_ds, batch_size):
         import tensorflow as tf
 
@@ -106,9 +120,7 @@ class DatasetBundle:
         """
         import tensorflow as tf
 
-        n = self.sizes["train"]
-        order = epoch_permutation(n, self.seed, epoch) if self.shuffle else np.arange(n)
-        ds = self._from_indices("train", tf.data.Dataset.from_tensor_slices(order),
+        ds = self._from_indices("train", tf.data.Dataset.from_tensor_slices(self.epoch_order(epoch)),
                                 int(batch_size or self.batch_size))
         return ds.prefetch(tf.data.AUTOTUNE)
 

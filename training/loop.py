@@ -192,20 +192,36 @@ class _Steps:
                 layer_sq = tf.zeros([0])
             return sum_loss, correct, count, layer_sq
 
-        single = replicas == 1 and not isinstance(strategy, tf.distribute.MirroredStrategy)
-        # XLA cannot compile the cross-replica merge of a multi-device step.
-        step = tf.function(replica_step, jit_compile=bool(jit_compile and single))
         SUM = tf.distribute.ReduceOp.SUM
+        self.fused = replicas == 1 and not isinstance(strategy, tf.distribute.MirroredStrategy)
 
-        @tf.function
-        def chunk(iterator, n):
+        def fused_chunk(x_all, y_all, idx, n):
+            """Up to idx.shape[0] steps in one call: batches gathered in-graph, no tf.data."""
+            size = idx.shape[0]
+
+            def body(i, losses, corrects, norm_sum):
+                s_loss, s_correct, s_count, s_sq = replica_step(tf.gather(x_all, idx[i]),
+                                                                tf.gather(y_all, idx[i]))
+                return (i + 1, losses.write(i, s_loss / s_count), corrects.write(i, s_correct),
+                        norm_sum + tf.sqrt(s_sq))
+
+            # An explicit while_loop with a static maximum keeps ``n`` a runtime value:
+            # one XLA compile serves every chunk length.
+            _, losses, corrects, norm_sum = tf.while_loop(
+                lambda i, *_: i < n, body,
+                (tf.constant(0), tf.TensorArray(tf.float32, size=size),
+                 tf.TensorArray(tf.float32, size=size), tf.zeros([n_layers])),
+                maximum_iterations=size)
+            return losses.stack(), corrects.stack(), norm_sum
+
+        def distributed_chunk(iterator, n):
             losses = tf.TensorArray(tf.float32, size=n)
             corrects = tf.TensorArray(tf.float32, size=n)
             counts = tf.TensorArray(tf.float32, size=n)
             norm_sum = tf.zeros([n_layers])
             for i in tf.range(n):
                 x, y = next(iterator)
-                out = strategy.run(step, args=(x, y))
+                out = strategy.run(replica_step, args=(x, y))
                 s_loss, s_correct, s_count, s_sq = (strategy.reduce(SUM, t, axis=None)
                                                     for t in out)
                 losses = losses.write(i, s_loss / s_count)
@@ -214,7 +230,14 @@ class _Steps:
                 norm_sum += tf.sqrt(s_sq)
             return losses.stack(), corrects.stack(), counts.stack(), norm_sum
 
-        @tf.function(reduce_retracing=True)
+        # Single replica: the whole multi-step loop is one XLA program. Several
+        # replicas: tf.data + strategy.run (XLA cannot compile the cross-replica merge).
+        self.fused_chunk = tf.function(fused_chunk, jit_compile=bool(jit_compile))
+        self.distributed_chunk = tf.function(distributed_chunk)
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, *model.input_shape[1:]], tf.float32),
+            tf.TensorSpec([None], tf.int32)])
         def evaluate_batch(x, y):
             probs = tf.cast(model(x, training=False), tf.float32)
             loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
@@ -223,7 +246,46 @@ class _Steps:
                 tf.float32))
             return loss, correct
 
-        self.chunk, self.evaluate_batch = chunk, evaluate_batch
+        self.evaluate_batch = evaluate_batch
+
+    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
+        """Run epoch ``epoch`` in compiled chunks; yield per chunk numpy
+        ``(losses[n], corrects[n], counts[n], layer_norm_sums)`` so the caller can
+        stop, log or detect divergence between chunks."""
+        import tensorflow as tf
+
+        if not self.fused:
+            dataset = self.strategy.experimental_distribute_dataset(
+                bundle.epoch(epoch, batch_size))
+            iterator = iter(dataset)
+            left = bundle.steps_per_epoch(batch_size)
+            while left:
+                n = min(steps_per_execution, left)
+                out = self.distributed_chunk(iterator, tf.constant(n))
+                left -= n
+                yield tuple(t.numpy() for t in out)
+            return
+        x_all, y_all = bundle.tensors("train")
+        order = bundle.epoch_order(epoch).astype(np.int32)
+        full = len(order) // batch_size
+        blocks = order[:full * batch_size].reshape(full, batch_size)
+        for start in range(0, full, steps_per_execution):
+            idx = blocks[start:start + steps_per_execution]
+            n = len(idx)
+            if n < steps_per_execution:
+                # Pad to one static shape (one XLA compile); the loop runs n steps only.
+                idx = np.concatenate([idx, np.zeros((steps_per_execution - n, batch_size),
+                                                    np.int32)])
+            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(idx),
+                                                       tf.constant(n))
+            yield (losses.numpy()[:n], corrects.numpy()[:n],
+                   np.full(n, batch_size, np.float32), norms.numpy())
+        if len(order) > full * batch_size:
+            last = order[full * batch_size:].reshape(1, -1)
+            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(last),
+                                                       tf.constant(1))
+            yield losses.numpy(), corrects.numpy(), np.full(1, last.shape[1], np.float32), \
+                norms.numpy()
 
     def evaluate(self, dataset) -> tuple[float, float]:
         total_loss = total_correct = total = 0.0
@@ -412,14 +474,10 @@ def _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
                 result.stopped_early = True
                 break
             progress.start_epoch(epoch)
-            dataset = bundle.epoch(epoch, config.batch_size)
-            iterator = iter(strategy.experimental_distribute_dataset(dataset))
             done, loss_sum, correct_sum, seen = 0, 0.0, 0.0, 0
             norm_sum = np.zeros(len(steps.layer_names))
-            while done < n_steps and stop.requested is None:
-                n = min(spe, n_steps - done)
-                losses, corrects, counts, norms = steps.chunk(iterator, tf.constant(n))
-                losses = losses.numpy()
+            for losses, corrects, counts, norms in steps.epoch_chunks(
+                    bundle, epoch, config.batch_size, spe):
                 bad = np.flatnonzero(~np.isfinite(losses))
                 if bad.size:
                     progress.abort()
@@ -430,13 +488,14 @@ def _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
                         f"Training diverged: loss is {losses[bad[0]]} at epoch {epoch + 1}, "
                         f"batch {done + bad[0] + 1}/{n_steps}; {kept}. Fix: lower --lr "
                         f"(was {config.lr}) or check the data.", epoch + 1, done + bad[0] + 1)
-                counts = counts.numpy()
                 loss_sum += float((losses * counts).sum())
-                correct_sum += float(corrects.numpy().sum())
+                correct_sum += float(corrects.sum())
                 seen += int(counts.sum())
-                norm_sum += norms.numpy()
-                done += n
+                norm_sum += norms
+                done += len(losses)
                 progress.update(done, seen, loss_sum / seen, correct_sum / seen)
+                if stop.requested is not None:
+                    break
             if stop.requested is not None:
                 progress.abort()
                 result.interrupted = stop.signal_name
