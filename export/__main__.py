@@ -1,4 +1,5 @@
-"""Command line: ``python -m export MODEL.keras --out DIR`` and ``python -m export bench DIR``.
+"""Command line: ``python -m export MODEL.keras --out DIR``, ``python -m export bench
+DIR`` and ``python -m export matrix`` (the activation x format table of the docs).
 
 Parses arguments, calls one library function, prints its result. Errors
 become one line on stderr and exit status 2 (``utils.cli.run_cli``).
@@ -61,6 +62,15 @@ def _dataset(name):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_tensorflow()
+    if argv[:1] == ["matrix"]:
+        p = argparse.ArgumentParser(prog=f"{PROG} matrix", description="Export every "
+                                    "activation (ours and Keras') to every format; print "
+                                    "a Markdown table.")
+        p.add_argument("--pattern", default="*", help="fnmatch over ours:<name>/keras:<name>")
+        args = p.parse_args(argv[1:])
+        from export.matrix import activation_cases, matrix_markdown, run_matrix
+        print(matrix_markdown(run_matrix(activation_cases(args.pattern))), end="")
+        return 0
     if argv[:1] == ["bench"]:
         args = _bench_parser().parse_args(argv[1:])
         from export.bench import bench_markdown, benchmark
