@@ -84,17 +84,23 @@ def _prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[Path, TrainConf
     return run_dir, None
 
 
-def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
+def make_lr_schedule(config: TrainConfig, steps_per_epoch: int):
+    """The learning rate: a float (constant) or a Keras schedule of the step count."""
     import keras
 
     total = config.epochs * steps_per_epoch
     if config.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=total)
-    elif config.lr_schedule == "step":
-        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
+        return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=total)
+    if config.lr_schedule == "step":
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
             [int(total * 0.5), int(total * 0.75)], [config.lr, config.lr * 0.1, config.lr * 0.01])
-    else:
-        lr = config.lr
+    return config.lr
+
+
+def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    lr = make_lr_schedule(config, steps_per_epoch)
     opt = {
         "adam": lambda: keras.optimizers.Adam(lr),
         # Momentum 0.9: plain SGD on sigmoid nets is too slow to show anything in a few epochs.
