@@ -37,6 +37,10 @@ def _export_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-io", action="store_true", help="int8 input/output tensors")
     p.add_argument("--logits-only", action="store_true",
                    help="drop a final softmax (same top-1, faster int8)")
+    p.add_argument("--no-float-head", dest="float_head", action="store_false",
+                   help="int8: quantize the output layer and softmax too (fully int8)")
+    p.add_argument("--keras-flatten", dest="static_flatten", action="store_false",
+                   help="keep Keras' dynamic Flatten (SHAPE/STRIDED_SLICE/PACK ops)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip the comparison with Keras")
     return p
@@ -66,10 +70,18 @@ def main(argv=None) -> int:
         p = argparse.ArgumentParser(prog=f"{PROG} matrix", description="Export every "
                                     "activation (ours and Keras') to every format; print "
                                     "a Markdown table.")
-        p.add_argument("--pattern", default="*", help="fnmatch over ours:<name>/keras:<name>")
+        p.add_argument("--pattern", default="*", help="fnmatch over ours:<name>/keras:<name> "
+                       "(or model names with --models)")
+        p.add_argument("--models", action="store_true",
+                       help="every registered model instead of every activation")
         args = p.parse_args(argv[1:])
-        from export.matrix import activation_cases, matrix_markdown, run_matrix
-        print(matrix_markdown(run_matrix(activation_cases(args.pattern))), end="")
+        from export import matrix
+        if args.models:
+            table = matrix.matrix_markdown(matrix.run_model_matrix(args.pattern), "model")
+        else:
+            table = matrix.matrix_markdown(matrix.run_matrix(
+                matrix.activation_cases(args.pattern)))
+        print(table, end="")
         return 0
     if argv[:1] == ["bench"]:
         args = _bench_parser().parse_args(argv[1:])
@@ -92,7 +104,8 @@ def main(argv=None) -> int:
                             validation_data=val, opset=args.opset, validate=args.validate,
                             atol=args.atol, allow_flex=args.allow_flex,
                             fixed_batch=args.fixed_batch, int8_io=args.int8_io,
-                            logits_only=args.logits_only)
+                            logits_only=args.logits_only, int8_float_head=args.float_head,
+                            static_flatten=args.static_flatten)
     print(manifest_markdown(manifest), end="")
     print(f"Wrote {args.out}/manifest.json")
     return 0

@@ -72,7 +72,7 @@ def matrix_model(cases):
     Each case gets its own Dense so that converter pattern fusions (TFLite
     fuses the erfc form of exact GELU into its GELU op) see the same graph as
     in a one-activation model; the kernel and bias are fixed so that
-    pre-activations span about [-8, 8]: both tails and the kink at 0 of every
+    pre-activations span about [-9, 9]: both tails and the kink at 0 of every
     activation are exercised.
     """
     import keras
@@ -143,11 +143,11 @@ def run_matrix(cases=None, formats=("saved_model", "onnx", "tflite")) -> dict:
         return results
 
 
-def matrix_markdown(results: dict) -> str:
-    """A Markdown table of :func:`run_matrix` results."""
+def matrix_markdown(results: dict, label: str = "activation") -> str:
+    """A Markdown table of :func:`run_matrix` / :func:`run_model_matrix` results."""
     formats = sorted({f for r in results.values() for f in r},
                      key=("saved_model", "onnx", "tflite").index)
-    lines = ["| activation | " + " | ".join(formats) + " |",
+    lines = [f"| {label} | " + " | ".join(formats) + " |",
              "|---|" + "---|" * len(formats)]
     for case in sorted(results):
         cells = []
@@ -159,3 +159,27 @@ def matrix_markdown(results: dict) -> str:
                 cells.append("FAIL: " + str(r).splitlines()[0][:80])
         lines.append(f"| `{case}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def run_model_matrix(pattern: str = "*", formats=("saved_model", "onnx", "tflite")) -> dict:
+    """Export every registered model (default size) to every format.
+
+    Returns:
+        ``{model: {format: {"max_abs_diff", "max_rel_diff"} | "error text"}}``.
+    """
+    import models
+
+    from export.exporter import export_model
+    results = {}
+    for name in models.list_models(pattern):
+        with tempfile.TemporaryDirectory(prefix="export-models-") as work:
+            try:
+                manifest = export_model(models.create_model(name), Path(work) / "out",
+                                        formats=formats)
+            except (ExportError, ValueError) as exc:
+                results[name] = {f: f"{type(exc).__name__}: {exc}" for f in formats}
+                continue
+        results[name] = {a["format"]: {"max_abs_diff": a["validation"]["max_abs_diff"],
+                                       "max_rel_diff": a["validation"]["max_rel_diff"]}
+                         for a in manifest["artifacts"]}
+    return results

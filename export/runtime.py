@@ -180,12 +180,15 @@ class KerasRunner(Runner):
             # A traced function is what a deployed Keras model runs; eager
             # __call__ would add per-layer Python overhead to every benchmark.
             model = self.model
+            # One trace for every batch size (a signature with batch None).
+            specs = [tf.TensorSpec([None] + list(t.shape[1:]), t.dtype)
+                     for t in model.inputs]
             self._fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0],
                                                      training=False),
-                                   reduce_retracing=True)
+                                   input_signature=specs)
+        import keras
         out = self._fn(*[tf.constant(a) for a in arrays])
-        outs = out if isinstance(out, (list, tuple)) else [out]
-        return [o.numpy() for o in outs]
+        return [o.numpy() for o in keras.tree.flatten(out)]
 
 
 def _set_tf_threads(num_threads):
