@@ -22,14 +22,19 @@ import numpy as np
 from tf2onnx import constants, utils
 from tf2onnx.handler import tf_op
 
-# ONNX ops that do not exist in a domain onnxruntime knows: anything left in
-# a converted graph that `onnx.defs.has` does not know is reported by name.
-
-
 def _const(ctx, node, value, suffix):
     dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
     return ctx.make_const(utils.make_name(f"{node.name}_{suffix}"),
                           np.array(value, dtype=dtype)).output[0]
+
+
+def _unary_then_sub(ctx, node, op_type, one_minus):
+    """Turn ``node`` into ``op_type(x)`` followed by ``y - 1`` or ``1 - y``."""
+    node.type = op_type
+    one = _const(ctx, node, 1.0, "one")
+    out = node.output[0]
+    ctx.insert_new_node_on_output("Sub", out, inputs=[one, out] if one_minus else [out, one],
+                                  name=utils.make_name(node.name))
 
 
 @tf_op("Expm1")
@@ -38,11 +43,7 @@ class Expm1:
 
     @classmethod
     def version_1(cls, ctx, node, **kwargs):
-        node.type = "Exp"
-        one = _const(ctx, node, 1.0, "one")
-        out = node.output[0]
-        ctx.insert_new_node_on_output("Sub", out, inputs=[out, one],
-                                      name=utils.make_name(node.name))
+        _unary_then_sub(ctx, node, "Exp", one_minus=False)
 
 
 @tf_op("Erfc")
@@ -50,12 +51,8 @@ class Erfc:
     """erfc(x) -> 1 - Erf(x)."""
 
     @classmethod
-    def version_9(cls, ctx, node, **kwargs):
-        node.type = "Erf"
-        one = _const(ctx, node, 1.0, "one")
-        out = node.output[0]
-        ctx.insert_new_node_on_output("Sub", out, inputs=[one, out],
-                                      name=utils.make_name(node.name))
+    def version_9(cls, ctx, node, **kwargs):  # Erf exists from opset 9
+        _unary_then_sub(ctx, node, "Erf", one_minus=True)
 
 
 @tf_op("Log1p")
