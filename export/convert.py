@@ -175,11 +175,15 @@ def to_saved_model(model, path, batch_size=None) -> dict:
     """Write a SavedModel with a ``serving_default`` signature to ``path``."""
     import keras
     serve, _ = serving_function(model, batch_size)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(SIGNATURE_KEY, serve)
-    with contextlib.redirect_stdout(None):
-        archive.write_out(str(path), verbose=False)
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SIGNATURE_KEY, serve)
+        with contextlib.redirect_stdout(None):
+            archive.write_out(str(path), verbose=False)
+    except Exception as exc:  # tracing errors surface as many TF/Keras types
+        raise ExportError(f"SavedModel export failed while tracing the model: "
+                          f"{' '.join(str(exc).split())[:400]}") from exc
     return {"signature": SIGNATURE_KEY}
 
 
@@ -197,8 +201,12 @@ def to_onnx(model, path, opset: int) -> dict:
     from export import onnx_ops
 
     serve, specs = serving_function(model)
-    with _quiet_logger("tf2onnx"):
-        proto, _ = tf2onnx.convert.from_function(serve, input_signature=specs, opset=opset)
+    try:
+        with _quiet_logger("tf2onnx"):
+            proto, _ = tf2onnx.convert.from_function(serve, input_signature=specs, opset=opset)
+    except Exception as exc:  # tf2onnx raises bare Exceptions and ValueErrors
+        raise ExportError(f"ONNX conversion (tf2onnx, opset {opset}) failed: "
+                          f"{' '.join(str(exc).split())[:400]}") from exc
     bad = onnx_ops.unknown_ops(proto)
     if bad:
         raise UnsupportedOpsError(

@@ -248,51 +248,24 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
     with atomic_directory(out) as tmp:
         for fmt, quant in jobs:
             name = _artifact_name(fmt, quant, fixed_batch if fmt == "tflite" else None)
-            path = tmp / name
             start = time.perf_counter()
             if fmt == "saved_model":
-                info = convert.to_saved_model(export_graph, path)
-                shared_saved_model = path if fixed_batch is None else None
+                info = convert.to_saved_model(export_graph, tmp / name)
+                shared_saved_model = tmp / name if fixed_batch is None else None
             elif fmt == "onnx":
-                info = convert.to_onnx(export_graph, path, opset)
+                info = convert.to_onnx(export_graph, tmp / name, opset)
             else:
-                info = convert.to_tflite(export_graph, path, quantization=quant,
+                info = convert.to_tflite(export_graph, tmp / name, quantization=quant,
                                          representative_data=data, int8_io=int8_io,
                                          allow_flex=allow_flex, batch_size=fixed_batch,
                                          saved_model=shared_saved_model,
                                          float_head=int8_float_head)
-            seconds = time.perf_counter() - start
-            load_start = time.perf_counter()
-            runner = runtime.load_artifact(path)
-            load_seconds = time.perf_counter() - load_start
-            size, digest = _sha256(path)
-            entry = {"path": name, "format": fmt, "quantization": quant,
-                     "inputs": runner.input_spec, "outputs": runner.output_spec,
-                     "size_bytes": size, "sha256": digest,
-                     **{k: v for k, v in info.items() if k != "flex_ops"},
-                     "conversion_seconds": round(seconds, 3)}
-            if fmt == "tflite":
-                entry["fixed_batch"] = fixed_batch
-                entry["uses_flex"] = info["uses_flex"]
-                entry["flex_ops"] = info["flex_ops"]
-            else:
-                # A SavedModel needs full TensorFlow: edge readiness does not apply.
-                entry.update(uses_flex=False, custom_ops=[],
-                             edge_ready=None if fmt == "saved_model" else True)
-            if validate and getattr(runner, "unavailable", None):
-                # Only reachable with allow_flex=True: the user opted in.
-                entry["validation"] = {"passed": None, "skipped": runner.unavailable}
-            elif validate:
-                from export.validate import validate_artifact
-                result, fails = validate_artifact(name, runner, reference, quantization=quant,
-                                                  atol=atol, data=check_data)
-                # Loading the artifact into its runtime is part of the check.
-                result["seconds"] = round(result["seconds"] + load_seconds, 3)
-                entry["validation"] = result
-                failures += fails
-            else:
-                entry["validation"] = None
+            entry, fails = _describe_and_validate(
+                tmp, name, fmt, quant, info, time.perf_counter() - start,
+                reference if validate else None, atol=atol, data=check_data,
+                fixed_batch=fixed_batch)
             artifacts.append(entry)
+            failures += fails
         if failures:
             raise ValidationError(failures)
         manifest = {
@@ -309,6 +282,42 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
         atomic_write_json(tmp / MANIFEST, manifest)
         atomic_write_text(tmp / MANIFEST_MD, manifest_markdown(manifest))
     return manifest
+
+
+def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, atol, data,
+                           fixed_batch):
+    """The manifest entry of one written artifact, validated unless
+    ``reference`` is None; returns ``(entry, failures)``."""
+    from export import runtime
+    from export.validate import validate_artifact
+    path = tmp / name
+    load_start = time.perf_counter()
+    runner = runtime.load_artifact(path)
+    load_seconds = time.perf_counter() - load_start
+    size, digest = _sha256(path)
+    entry = {"path": name, "format": fmt, "quantization": quant,
+             "inputs": runner.input_spec, "outputs": runner.output_spec,
+             "size_bytes": size, "sha256": digest, **info,
+             "conversion_seconds": round(seconds, 3)}
+    if fmt == "tflite":
+        entry["fixed_batch"] = fixed_batch
+    else:
+        # A SavedModel needs full TensorFlow: edge readiness does not apply.
+        entry.update(uses_flex=False, custom_ops=[],
+                     edge_ready=None if fmt == "saved_model" else True)
+    if reference is None:
+        entry["validation"] = None
+        return entry, []
+    if getattr(runner, "unavailable", None):
+        # Only reachable with allow_flex=True: the user opted in.
+        entry["validation"] = {"passed": None, "skipped": runner.unavailable}
+        return entry, []
+    result, fails = validate_artifact(name, runner, reference, quantization=quant,
+                                      atol=atol, data=data)
+    # Loading the artifact into its runtime is part of the check.
+    result["seconds"] = round(result["seconds"] + load_seconds, 3)
+    entry["validation"] = result
+    return entry, fails
 
 
 def _fmt_size(n: int) -> str:

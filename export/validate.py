@@ -92,7 +92,12 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
     for batch in VALIDATION_BATCHES:
         inputs = validation_inputs(reference.input_spec, batch, rng, data)
         refs = reference.run(inputs)
-        outs = runner.run(inputs)
+        try:
+            outs = runner.run(inputs)
+        except Exception as exc:  # runtimes raise their own types; report, go on
+            failures.append(_failure(name, None, "run", f"the runtime failed at batch "
+                                     f"{batch}: {' '.join(str(exc).split())[:200]}"))
+            continue
         fails = _structure(name, outs, refs, batch)
         failures += fails
         if fails:
