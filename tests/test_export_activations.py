@@ -15,18 +15,41 @@ from tests._export_helpers import keras_outputs, run_raw
 CASES = matrix.activation_cases()
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def _export_matrix(work):
     model = matrix.matrix_model(CASES)
-    out = tmp_path_factory.mktemp("matrix") / "out"
     try:
-        manifest = export.export_model(model, out)
+        manifest = export.export_model(model, work / "out")
     except export.ExportError:
         return {"errors": matrix.run_matrix(CASES)}
     x = np.random.default_rng(2).random((5, matrix.INPUT_DIM), dtype=np.float32)
     ref = keras_outputs(model, x)
-    got = {a["format"]: run_raw(out / a["path"], x) for a in manifest["artifacts"]}
+    got = {a["format"]: run_raw(work / "out" / a["path"], x) for a in manifest["artifacts"]}
     return {"manifest": manifest, "ref": ref, "got": got}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The matrix export, computed once per test session: pytest-xdist
+    workers share the base temp directory, and a file lock lets the first
+    worker export while the other waits and reuses its result."""
+    import fcntl
+    import pickle
+
+    import os
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's basetemp is <session>/popen-gw<i>: share the
+    # session directory. Without xdist, basetemp itself is the session's.
+    shared = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) \
+        / "export_activation_matrix"
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cache = shared / "result.pickle"
+        if cache.exists():
+            return pickle.loads(cache.read_bytes())
+        result = _export_matrix(shared)
+        cache.write_bytes(pickle.dumps(result))
+        return result
 
 
 def test_matrix_covers_both_registries():
