@@ -119,7 +119,8 @@ def main(argv=None) -> int:
         print(f"comparison of {len(report['rows'])} activations:")
         for row in report["rows"]:
             print(f"  {row['activation']:12s} test acc {row['test_accuracy']:.4f}  "
-                  f"dead {row['dead_fraction']:.1%}  converged at epoch {row['epochs_to_converge']}")
+                  f"dead {row['dead_fraction']:.1%}  converged at epoch "
+                  f"{row['epochs_to_converge'] or 'never'}")
         for key, path in report["paths"].items():
             print(f"  {key:15s} {path}")
         return 0

@@ -12,11 +12,18 @@ from .errors import TrainingError
 CONVERGED = 0.95  # "converged" = first epoch reaching 95% of the run's best val accuracy
 
 
-def epochs_to_converge(history: list[dict], fraction: float = CONVERGED) -> int | None:
-    """First epoch whose val accuracy reaches ``fraction`` of the best; None if no history."""
+def epochs_to_converge(history: list[dict], num_classes: int,
+                       fraction: float = CONVERGED) -> int | None:
+    """First epoch whose val accuracy reaches ``fraction`` of the best.
+
+    None ("never") when there is no history or the best is under twice chance
+    level (1/num_classes): a run stuck at chance has not converged to anything.
+    """
     if not history:
         return None
     best = max(r["val_accuracy"] for r in history)
+    if best < 2.0 / num_classes:
+        return None
     return next(r["epoch"] for r in history if r["val_accuracy"] >= fraction * best)
 
 
@@ -24,7 +31,7 @@ def _markdown(config: TrainConfig, rows: list[dict]) -> str:
     lines = [f"# Activation comparison: {config.model} on {config.dataset}", "",
              f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
              f"seed {config.seed}. Converged = first epoch reaching {CONVERGED:.0%} of the run's "
-             "best validation accuracy. Dead = hidden units that output exactly 0 for every "
+             "best validation accuracy ('never': the best stayed under twice chance level). Dead = hidden units that output exactly 0 for every "
              "validation image. Gradient norms are the mean L2 norm of the first layer's "
              "gradient over the first and the last epoch.", "",
              "| activation | test acc | val acc | epochs to converge | dead units | "
@@ -32,7 +39,7 @@ def _markdown(config: TrainConfig, rows: list[dict]) -> str:
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['activation']} | {r['test_accuracy']:.4f} | {r['val_accuracy']:.4f} | "
-                     f"{r['epochs_to_converge']} | {r['dead_fraction']:.1%} | "
+                     f"{r['epochs_to_converge'] or 'never'} | {r['dead_fraction']:.1%} | "
                      f"{r['first_layer_grad_norm_first_epoch']:.3e} | "
                      f"{r['first_layer_grad_norm']:.3e} |")
     return "\n".join(lines) + "\n"
@@ -85,7 +92,7 @@ def compare_activations(config: TrainConfig, activations: list[str], *, resume: 
         first = grad_keys[0]
         row = {"activation": name, "test_accuracy": res.test_accuracy,
                "val_accuracy": hist[-1]["val_accuracy"],
-               "epochs_to_converge": epochs_to_converge(hist),
+               "epochs_to_converge": epochs_to_converge(hist, bundle.num_classes),
                "dead_fraction": res.dead_fraction,
                "first_layer": first[len("grad_norm/"):],
                "first_layer_grad_norm_first_epoch": hist[0][first],
