@@ -67,7 +67,9 @@ def _measure(targets, threads: int, batches) -> list[dict]:
         row = {"artifact": t["label"], "runtime": runner.kind, "threads": threads,
                "quantization": t["quantization"]}
         for b in batches:
-            row[f"batch_{b}_ms"] = round(time_runner(runner, b, rng), 4)
+            # A Flex artifact where no Flex delegate is linked cannot run here.
+            row[f"batch_{b}_ms"] = (None if getattr(runner, "unavailable", None)
+                                    else round(time_runner(runner, b, rng), 4))
         rows.append(row)
     return rows
 
@@ -135,5 +137,6 @@ def bench_markdown(result: dict) -> str:
         size = f"{size / 1024:.1f} KiB" if size is not None else "-"
         lines.append(f"| `{r['artifact']}` | {r['runtime']} | {r['quantization'] or 'float32'} "
                      f"| {size} | {r['threads']} | "
-                     + " | ".join(f"{r[f'batch_{b}_ms']:.3f}" for b in batches) + " |")
+                     + " | ".join("n/a" if r[f"batch_{b}_ms"] is None
+                                  else f"{r[f'batch_{b}_ms']:.3f}" for b in batches) + " |")
     return "\n".join(lines) + "\n"

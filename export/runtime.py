@@ -276,8 +276,9 @@ def _ort_dtype(type_str: str):
 class TFLiteRunner(Runner):
     """Runs a ``.tflite`` file with the LiteRT interpreter (``ai_edge_litert``).
 
-    Models with Select-TF (Flex) ops need TensorFlow's own interpreter, which
-    links the Flex delegate; it is used only for those. A model converted with
+    Models with Select-TF (Flex) ops need the Flex delegate: TensorFlow's own
+    interpreter is tried for those (builds that link the delegate run them);
+    where none does, ``unavailable`` says why and ``run`` raises. A model converted with
     a fixed batch size runs any batch in chunks of that size (the last one
     padded), so callers never see the difference. int8 inputs and outputs are
     quantized / dequantized here with each tensor's scale and zero point.
