@@ -220,7 +220,7 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
     if isinstance(model_or_path, keras.Model):
         model = model_or_path
     elif isinstance(model_or_path, (str, os.PathLike)):
-        source = str(model_or_path)
+        source = os.path.abspath(model_or_path)  # bench finds it from any directory
         model = runtime.load_keras_model(model_or_path)
     else:
         raise ExportError(f"model_or_path must be a keras.Model or a .keras path. "
