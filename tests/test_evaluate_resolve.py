@@ -1,0 +1,107 @@
+"""What an ARTIFACT argument is, and the cheap checks that run before any runtime."""
+import json
+import zipfile
+
+import pytest
+
+from evaluation import evaluate
+from evaluation.artifacts import check, resolve
+from evaluation.errors import ArtifactError, EvaluationError
+
+
+def _tflite(path, body=b"\0" * 32):
+    path.write_bytes(b"\x1c\0\0\0TFL3" + body)
+    return path
+
+
+def test_kinds_are_detected(tmp_path):
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"x")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    (tmp_path / "m.keras").write_bytes(b"x")
+    _tflite(tmp_path / "m.tflite")
+    found = resolve([tmp_path / "m.keras", tmp_path / "sm", tmp_path / "m.onnx",
+                     tmp_path / "m.tflite"])
+    assert [a.kind for a in found] == ["keras", "saved_model", "onnx", "tflite"]
+    assert found[3].description == "TFLite flatbuffer"
+
+
+def test_export_directory_expands_in_manifest_order_with_labels(tmp_path):
+    export = tmp_path / "exp"
+    export.mkdir()
+    _tflite(export / "model.tflite")
+    _tflite(export / "model_int8.tflite")
+    manifest = {"artifacts": [{"path": "model_int8.tflite", "format": "tflite", "quantization": "int8"},
+                              {"path": "model.tflite", "format": "tflite", "quantization": None}]}
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    found = resolve([export, export / "model.tflite"])
+    assert [a.label for a in found] == ["exp/model_int8.tflite [int8]", "exp/model.tflite",
+                                        str(export / "model.tflite")]
+    assert [a.quantization for a in found] == ["int8", None, None]
+    assert found[0].manifest_entry == manifest["artifacts"][0]
+
+
+def test_the_same_artifact_twice_gets_distinct_labels(tmp_path):
+    path = _tflite(tmp_path / "m.tflite")
+    assert [a.label for a in resolve([path, path])] == [str(path), f"{path} #2"]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing.tflite", "Artifact not found"),
+    ("model.pt", "Unsupported artifact"),
+    ("plain_dir", "neither a SavedModel"),
+])
+def test_unresolvable_paths(tmp_path, name, message):
+    if name == "model.pt":
+        (tmp_path / name).write_bytes(b"x")
+    if name == "plain_dir":
+        (tmp_path / name).mkdir()
+    with pytest.raises(ArtifactError, match=message):
+        resolve([tmp_path / name])
+
+
+def test_manifest_problems(tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="Cannot read the export manifest"):
+        resolve([tmp_path])
+    (tmp_path / "manifest.json").write_text(json.dumps({"artifacts": [{"path": "gone.onnx"}]}))
+    with pytest.raises(ArtifactError, match="gone.onnx"):
+        resolve([tmp_path])
+    (tmp_path / "manifest.json").write_text(json.dumps({"artifacts": []}))
+    with pytest.raises(ArtifactError, match="lists no artifacts"):
+        resolve([tmp_path])
+
+
+def test_cheap_checks_reject_broken_files(tmp_path):
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(b"")
+    wrong_magic = tmp_path / "wrong.tflite"
+    wrong_magic.write_bytes(b"\0\0\0\0ABCD" + b"\0" * 32)
+    not_zip = tmp_path / "m.keras"
+    not_zip.write_bytes(b"PK but not really")
+    no_config = tmp_path / "n.keras"
+    with zipfile.ZipFile(no_config, "w") as archive:
+        archive.writestr("metadata.json", "{}")
+    garbage_onnx = tmp_path / "g.onnx"
+    garbage_onnx.write_bytes(b"\xff" * 100)
+    for path, message in [(empty, "empty"), (wrong_magic, "expected b'TFL3'"),
+                          (not_zip, "not a valid Keras"), (no_config, "no config.json"),
+                          (garbage_onnx, "not a valid ONNX model")]:
+        with pytest.raises(ArtifactError, match=message):
+            check(resolve([path])[0])
+    check(resolve([_tflite(tmp_path / "ok.tflite")])[0])  # header fine: left to the runtime
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"batch_size": 2.5}, "batch_size must be a positive integer"),
+    ({"limit": 0}, "limit must be a positive integer"),
+])
+def test_evaluate_rejects_bad_arguments(tmp_path, kwargs, message):
+    with pytest.raises(EvaluationError, match=message):
+        evaluate([_tflite(tmp_path / "m.tflite")], **kwargs)
+
+
+def test_no_artifact():
+    with pytest.raises(ArtifactError, match="No artifact given"):
+        evaluate([])
