@@ -50,3 +50,30 @@ def test_model_exports_to_every_format(name, tmp_path):
     assert batch_dim.dim_param and not batch_dim.dim_value  # symbolic batch
     # Edge runtimes run builtin ops only: no Flex/custom op slipped in.
     assert arts["tflite"]["uses_flex"] is False and arts["tflite"]["custom_ops"] == []
+
+
+def test_explicit_opset_and_default_opset(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    from tf2onnx import constants
+
+    import export
+    from export.onnx_ops import default_opset
+    from tests._export_helpers import tiny_model
+
+    # The default: tf2onnx's newest opset, if onnxruntime loads a model stamped with it.
+    newest = max(constants.OPSET_TO_IR_VERSION)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", newest)])
+    probe.ir_version = 8
+    ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert default_opset() == newest
+
+    manifest = export.export_model(tiny_model(), tmp_path / "out", formats=["onnx"], opset=13)
+    a = manifest["artifacts"][0]
+    assert a["opset"] == 13 and a["validation"]["passed"]
+    proto = onnx.load(str(tmp_path / "out" / a["path"]))
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [13]
