@@ -51,7 +51,9 @@ def main(argv=None) -> int:
         if args.json:
             print(f"wrote {result.write_json(args.json)}")
     if args.report:
-        print(f"wrote {result.write_report(args.report)}", file=sys.stderr if args.json == "-" else sys.stdout)
+        # With --json to stdout, stdout must stay pure JSON.
+        print(f"wrote {result.write_report(args.report)}",
+              file=sys.stderr if args.json == "-" else sys.stdout)
     return 0
 
 

@@ -157,9 +157,11 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
     if isinstance(artifacts, (str, Path)):
         artifacts = [artifacts]
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise EvaluationError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+        raise EvaluationError(
+            f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise EvaluationError(f"limit must be a positive integer or None. Received: limit={limit!r}")
+        raise EvaluationError(
+            f"limit must be a positive integer or None. Received: limit={limit!r}")
     resolved = _artifacts.resolve(list(artifacts))
     for art in resolved:
         _artifacts.check(art)
@@ -171,7 +173,8 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
     if limit is not None:
         x, y = x[:limit], y[:limit]
     if len(y) == 0:
-        raise EvaluationError(f"Split '{split}' of dataset '{dataset}' is empty; choose another split.")
+        raise EvaluationError(
+            f"Split '{split}' of dataset '{dataset}' is empty; choose another split.")
     x = np.ascontiguousarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
 
@@ -182,8 +185,13 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
             t0 = time.perf_counter()
             with ProgressBar(len(y), art.label, enabled=progress) as bar:
                 if art.kind == "keras":
-                    outputs, info = _run_in_process(art, x, batch_size, unsafe, num_threads,
-                                                    dataset, bar.update)
+                    # In this process: loading a .keras file runs no native parser
+                    # on untrusted bytes beyond zip/h5py, and safe mode already
+                    # refuses embedded code.
+                    outputs, info = execute.run(art.path, art.kind, x, batch_size,
+                                                label=art.label, dataset=str(dataset),
+                                                unsafe=unsafe, num_threads=num_threads,
+                                                report_progress=bar.update)
                 else:
                     if not inputs_path.exists():
                         np.save(inputs_path, x)  # once, shared by every isolated artifact
@@ -206,18 +214,6 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
         dataset=str(dataset), split=split, num_examples=int(len(y)),
         num_classes=int(bundle.num_classes), class_names=[str(c) for c in bundle.class_names],
         batch_size=batch_size, artifacts=results, wall_seconds=time.perf_counter() - started)
-
-
-def _run_in_process(art, x, batch_size, unsafe, num_threads, dataset, on_progress):
-    # .keras files run here: loading one executes no native parser on untrusted
-    # bytes beyond h5py/zip, and safe_mode already refuses embedded code.
-    t0 = time.perf_counter()
-    runner = execute.load(art.path, "keras", unsafe=unsafe, num_threads=num_threads)
-    load_seconds = time.perf_counter() - t0
-    outputs, info = execute.evaluate_runner(runner, x, batch_size, label=art.label,
-                                            dataset=dataset, report_progress=on_progress)
-    info["load_seconds"] = load_seconds
-    return outputs, info
 
 
 def _run_isolated(art, inputs_path, outputs_path, batch_size, unsafe, num_threads, dataset,

@@ -1,12 +1,15 @@
 """Load one artifact into its runtime and run a whole split through it in batches.
 
 This is the code that runs inside the isolated child (``run_artifact``) and, for
-``.keras`` files, in the calling process (``load`` + ``run_batches``). Timing is
+``.keras`` files, in the calling process (``run``). Timing is
 taken around each runtime call only, so neither process start-up nor moving
 the data between processes counts towards throughput.
 """
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -29,8 +32,6 @@ def _shape(shape) -> str:
 
 def has_lambda_layer(path: str | Path) -> bool:
     """Whether a ``.keras`` archive's config declares a Lambda layer (read as text, not loaded)."""
-    import json
-
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
 
@@ -54,9 +55,6 @@ def import_tensorflow_quietly() -> None:
     TF_CPP_MIN_LOG_LEVEL, and would break the one-line error contract of the
     command line. Only the import is silenced; later errors still reach stderr.
     """
-    import os
-    import sys
-
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()
@@ -95,18 +93,16 @@ def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int 
             f"refuses to load. Pass --unsafe (unsafe=True) only if you trust the file.")
     if kind in ("keras", "saved_model"):
         import_tensorflow_quietly()
-    if kind == "keras":
-        if unsafe:
-            import keras
+    if kind == "keras" and unsafe:
+        import keras
 
-            import activations  # noqa: F401  (registers our layers for deserialisation)
-            return KerasRunner(keras.saving.load_model(path, safe_mode=False),
-                               num_threads=num_threads)
+        import activations  # noqa: F401  (registers our layers for deserialisation)
+        return KerasRunner(keras.saving.load_model(path, safe_mode=False), num_threads=num_threads)
     try:
         return load_artifact(path, num_threads=num_threads)
     except EvaluationError:
         raise
-    except Exception as exc:  # noqa: BLE001 - runtimes raise anything from DecodeError to RuntimeError
+    except Exception as exc:  # noqa: BLE001 - runtimes raise DecodeError ... RuntimeError
         from .artifacts import describe_kind
 
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
@@ -180,7 +176,8 @@ def run_batches(runner, x: np.ndarray, batch_size: int,
         if report_progress is not None and (done == n or t0 - last_report >= PROGRESS_INTERVAL):
             report_progress(done)
             last_report = t0
-    full = [t for t, start in zip(times, range(0, n, batch_size)) if start + batch_size <= n] or times
+    # The partial last batch is not a batch of batch_size: leave it out of the latency.
+    full = times[:n // batch_size] or times
     seconds = float(sum(times))
     return outputs, {
         "seconds": seconds,
@@ -190,12 +187,22 @@ def run_batches(runner, x: np.ndarray, batch_size: int,
     }
 
 
-def evaluate_runner(runner, x: np.ndarray, batch_size: int, *, label: str, dataset: str,
-                    report_progress=None) -> tuple[np.ndarray, dict]:
-    """Shape check + :func:`run_batches`; also returns the runner's specs in the info dict."""
+def run(path, kind: str, x: np.ndarray, batch_size: int, *, label: str, dataset: str,
+        unsafe: bool = False, num_threads: int | None = None,
+        report_progress=None) -> tuple[np.ndarray, dict]:
+    """Load an artifact, check its input shape, run ``x`` through it in batches.
+
+    Returns:
+        ``(outputs, info)``: the timing dict of :func:`run_batches` plus
+        ``load_seconds``, ``kind``, ``input_spec`` and ``output_spec``.
+    """
+    t0 = time.perf_counter()
+    runner = load(path, kind, unsafe=unsafe, num_threads=num_threads)
+    load_seconds = time.perf_counter() - t0
     check_input_shape(runner, tuple(x.shape[1:]), label=label, dataset=dataset)
     outputs, info = run_batches(runner, x, batch_size, report_progress)
-    info.update(kind=runner.kind, input_spec=runner.input_spec, output_spec=runner.output_spec)
+    info.update(load_seconds=load_seconds, kind=runner.kind, input_spec=runner.input_spec,
+                output_spec=runner.output_spec)
     return outputs, info
 
 
@@ -207,15 +214,11 @@ def run_artifact(payload: dict, report_progress=None) -> dict:
     ``batch_size``, ``unsafe``, ``num_threads``.
 
     Returns:
-        The timing/info dict of :func:`evaluate_runner` plus ``load_seconds``.
+        The info dict of :func:`run`.
     """
-    x = np.load(payload["inputs"])
-    t0 = time.perf_counter()
-    runner = load(payload["path"], payload["kind"], unsafe=payload.get("unsafe", False),
-                  num_threads=payload.get("num_threads"))
-    load_seconds = time.perf_counter() - t0
-    outputs, info = evaluate_runner(runner, x, int(payload["batch_size"]), label=payload["label"],
-                                    dataset=payload["dataset"], report_progress=report_progress)
+    outputs, info = run(payload["path"], payload["kind"], np.load(payload["inputs"]),
+                        int(payload["batch_size"]), label=payload["label"],
+                        dataset=payload["dataset"], unsafe=payload.get("unsafe", False),
+                        num_threads=payload.get("num_threads"), report_progress=report_progress)
     np.save(payload["outputs"], outputs)
-    info["load_seconds"] = load_seconds
     return info

@@ -92,7 +92,8 @@ def call_isolated(target: str, payload: dict, *, on_progress: Callable[[int], No
                     pass_fds=(write_fd,), env=env)
             finally:
                 os.close(write_fd)
-            reader = threading.Thread(target=_pump_progress, args=(read_fd, on_progress), daemon=True)
+            reader = threading.Thread(target=_pump_progress, args=(read_fd, on_progress),
+                                      daemon=True)
             reader.start()
             try:
                 returncode = proc.wait(timeout=timeout)

@@ -28,7 +28,8 @@ def _check(outputs, labels=None):
     outputs = np.asarray(outputs)
     if outputs.ndim != 2 or outputs.shape[1] < 1:
         raise EvaluationError(
-            f"Model outputs must be a 2-D array [examples, classes]. Received shape {outputs.shape}.")
+            f"Model outputs must be a 2-D array [examples, classes]. "
+            f"Received shape {outputs.shape}.")
     if labels is not None:
         labels = np.asarray(labels)
         if labels.ndim != 1 or labels.shape[0] != outputs.shape[0]:
@@ -192,7 +193,8 @@ def agreement(predicted, reference) -> float:
     predicted, reference = np.asarray(predicted), np.asarray(reference)
     if predicted.shape != reference.shape:
         raise EvaluationError(
-            f"Cannot compare predictions of different lengths: {predicted.shape} vs {reference.shape}.")
+            f"Cannot compare predictions of different lengths: "
+            f"{predicted.shape} vs {reference.shape}.")
     if predicted.size == 0:
         return float("nan")
     return float(np.mean(predicted == reference))

@@ -27,7 +27,8 @@ def result(exported):
 
 
 def _entry(manifest, fmt, quant=None):
-    return next(a for a in manifest["artifacts"] if a["format"] == fmt and a["quantization"] == quant)
+    return next(a for a in manifest["artifacts"]
+                if a["format"] == fmt and a["quantization"] == quant)
 
 
 def test_every_artifact_kind_is_evaluated(result, exported):

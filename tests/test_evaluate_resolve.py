@@ -31,8 +31,9 @@ def test_export_directory_expands_in_manifest_order_with_labels(tmp_path):
     export.mkdir()
     _tflite(export / "model.tflite")
     _tflite(export / "model_int8.tflite")
-    manifest = {"artifacts": [{"path": "model_int8.tflite", "format": "tflite", "quantization": "int8"},
-                              {"path": "model.tflite", "format": "tflite", "quantization": None}]}
+    manifest = {"artifacts": [
+        {"path": "model_int8.tflite", "format": "tflite", "quantization": "int8"},
+        {"path": "model.tflite", "format": "tflite", "quantization": None}]}
     (export / "manifest.json").write_text(json.dumps(manifest))
     found = resolve([export, export / "model.tflite"])
     assert [a.label for a in found] == ["exp/model_int8.tflite [int8]", "exp/model.tflite",
