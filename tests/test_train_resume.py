@@ -24,9 +24,13 @@ def test_model_has_dropout_so_rng_state_matters(uninterrupted):
 
 
 def test_same_seed_gives_identical_weights(uninterrupted, tmp_path):
+    from tensorflow.python.framework import config as tf_config
+
     from training import train
 
+    before = tf_config.is_op_determinism_enabled()
     again = train(small_config(tmp_path / "again"))
+    assert tf_config.is_op_determinism_enabled() == before  # the process-wide switch is restored
     assert_bitwise_equal(weights(again.model), uninterrupted[1])
     other = train(small_config(tmp_path / "other", seed=8))
     assert not np.array_equal(weights(other.model)[0], uninterrupted[1][0])

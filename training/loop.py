@@ -365,15 +365,23 @@ def _log_tensorboard(writer, record: dict) -> None:
     writer.flush()
 
 
-def _set_determinism(seed: int) -> None:
+def _set_determinism(seed: int) -> bool:
+    """Seed every RNG and make ops deterministic; return whether determinism was on before."""
     import keras
-    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
 
     keras.utils.set_random_seed(seed)
-    try:
-        tf.config.experimental.enable_op_determinism()
-    except RuntimeError:  # pragma: no cover - already enabled
-        pass
+    was_enabled = tf_config.is_op_determinism_enabled()
+    tf_config.enable_op_determinism()
+    return was_enabled
+
+
+def _restore_determinism(was_enabled: bool) -> None:
+    # A library call should not leave a process-wide switch flipped for its caller.
+    from tensorflow.python.framework import config as tf_config
+
+    if not was_enabled:
+        tf_config.disable_op_determinism()
 
 
 def train(config: TrainConfig, *, resume: bool = False, log=None, bundle=None,
@@ -402,9 +410,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=None, bundle=None,
         data.DatasetError / models errors: bad dataset, model or activation.
     """
     import activations  # noqa: F401  (registers the custom layers for saving/loading)
-    import keras
     import models
-    import tensorflow as tf
 
     log = log or (lambda *a: print(*a, flush=True))
     # Fail fast on names before any slow work.
@@ -417,7 +423,17 @@ def train(config: TrainConfig, *, resume: bool = False, log=None, bundle=None,
         config = dataclasses.replace(saved, out=config.out, quiet=config.quiet,
                                      export=config.export)
 
-    _set_determinism(config.seed)
+    was_deterministic = _set_determinism(config.seed)
+    try:
+        return _train(config, run_dir, resume, bundle, log, callbacks)
+    finally:
+        _restore_determinism(was_deterministic)
+
+
+def _train(config, run_dir, resume, bundle, log, callbacks) -> TrainResult:
+    import keras
+    import tensorflow as tf
+
     if bundle is None:
         import data
         bundle = data.load_dataset(config.dataset, batch_size=config.batch_size, seed=config.seed,
@@ -439,7 +455,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=None, bundle=None,
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(model.trainable_variables)
         return _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
-                        callbacks)
+                    callbacks)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
