@@ -203,3 +203,38 @@ def test_export_flag_hands_the_model_to_the_exporter(tmp_path, capsys):
     for art in manifest["artifacts"]:
         assert (out / "export" / art["path"]).exists()
         assert f"export: {art['format']}/" in stdout
+
+
+_TWO_REPLICAS = """
+import sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, sys.argv[2])
+from _train_helpers import small_config, weights
+from training import train
+arch = {"depth": 2, "width": 32}
+one = train(small_config(sys.argv[1] + "/one", epochs=2, jit_compile=False, model_overrides=arch))
+two = train(small_config(sys.argv[1] + "/two", epochs=2, strategy="mirrored", model_overrides=arch))
+assert tf.distribute.MirroredStrategy().num_replicas_in_sync == 2
+print("MAXDIFF", max(float(np.max(np.abs(a - b))) for a, b in zip(weights(one.model), weights(two.model))))
+"""
+
+
+@pytest.mark.slow
+def test_two_replica_mirrored_equals_one_device(tmp_path):
+    """Two logical CPUs: each replica gets half of every batch; the all-reduced
+    gradient of the global-batch mean must equal the single-device gradient."""
+    import os
+    import subprocess
+    import sys
+
+    from _train_helpers import ROOT
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", _TWO_REPLICAS, str(tmp_path), str(ROOT / "tests")],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    maxdiff = float(res.stdout.split("MAXDIFF")[1])
+    assert maxdiff < 1e-5
