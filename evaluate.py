@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe", action="store_true",
                    help="allow .keras files with Lambda layers (runs code from the file)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--limit", type=int, help="evaluate only the first N examples")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="evaluate a fixed random subset of N examples (same every run)")
     p.add_argument("--threads", type=int, help="runtime intra-op threads (default: runtime's)")
     return p
 

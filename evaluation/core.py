@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,10 @@ from . import execute, metrics
 from .errors import EvaluationError
 from .isolation import call_isolated
 from .progress import ProgressBar
+
+
+# Seed of the --limit subset: fixed, so limited runs are comparable with each other.
+LIMIT_SEED = 0
 
 
 @dataclass
@@ -84,8 +89,11 @@ class EvaluationResult:
         return out
 
     def to_json(self) -> str:
-        """Indented JSON text; non-finite floats become null."""
-        return json.dumps(_finite(self.to_dict()), indent=2) + "\n"
+        """Indented JSON text; non-finite floats become null; number lists on one line."""
+        text = json.dumps(_finite(self.to_dict()), indent=2)
+        # A 10x10 confusion matrix would otherwise take 120 lines per artifact.
+        return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(
+            v.strip() for v in m.group(1).split(",") if v.strip()) + "]", text) + "\n"
 
     def table(self) -> str:
         """The terminal table (see ``evaluation.report.format_table``)."""
@@ -104,6 +112,10 @@ class EvaluationResult:
         from .report import write_report
 
         return write_report(self, directory)
+
+
+# An innermost JSON array holding only numbers / nulls.
+_NUMBER_LIST = re.compile(r"\[((?:[-+0-9.eE,\s]|null)*)\]")
 
 
 def _finite(obj):
@@ -136,7 +148,8 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
         batch_size: examples per runtime call.
         unsafe: allow ``.keras`` files with Lambda layers (arbitrary code).
         progress: draw a progress bar on stderr (only when it is a terminal).
-        limit: evaluate only the first ``limit`` examples of the split.
+        limit: evaluate only ``limit`` examples of the split: a fixed random subset
+            (seed ``LIMIT_SEED``, the same every run), in the split's order.
         num_threads: runtime intra-op threads (None: each runtime's default).
 
     Returns:
@@ -170,8 +183,12 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
 
     bundle = data.load_dataset(dataset)
     x, y = bundle.as_numpy(split)
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
+    if limit is not None and limit < len(y):
+        # A fixed random subset (same every run, original order kept), not the
+        # first `limit`: some splits are stored sorted by class (digits' test
+        # split starts with 100 zeros), and a prefix would score one class only.
+        keep = np.sort(np.random.default_rng(LIMIT_SEED).choice(len(y), limit, replace=False))
+        x, y = x[keep], y[keep]
     if len(y) == 0:
         raise EvaluationError(
             f"Split '{split}' of dataset '{dataset}' is empty; choose another split.")

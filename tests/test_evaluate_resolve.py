@@ -106,3 +106,34 @@ def test_evaluate_rejects_bad_arguments(tmp_path, kwargs, message):
 def test_no_artifact():
     with pytest.raises(ArtifactError, match="No artifact given"):
         evaluate([])
+
+
+def test_limit_takes_a_fixed_subset_spread_over_the_classes(tmp_path, monkeypatch):
+    # digits' test split is stored sorted by class: a prefix would be all zeros.
+    import numpy as np
+
+    import data
+    from evaluation import core
+
+    x, y = data.load_dataset("digits").as_numpy("test")
+    seen = {}
+
+    def fake_run(path, kind, inputs, batch_size, **kwargs):
+        # A "model" that answers each image's true label (looked up in the full split).
+        seen.setdefault("inputs", []).append(inputs.copy())
+        rows = [int(np.flatnonzero((x == image).all(axis=(1, 2, 3)))[0]) for image in inputs]
+        return np.eye(10, dtype=np.float32)[y[rows]], {"seconds": 1.0, "throughput": 1.0, "latency_ms": 1.0, "batches": 1,
+                         "load_seconds": 0.0, "kind": kind, "input_spec": [], "output_spec": []}
+
+    monkeypatch.setattr(core.execute, "run", fake_run)
+    keras_file = tmp_path / "m.keras"
+    with zipfile.ZipFile(keras_file, "w") as archive:
+        archive.writestr("config.json", "{}")
+    first = evaluate([keras_file], dataset="digits", limit=100, progress=False)
+    second = evaluate([keras_file], dataset="digits", limit=100, progress=False)
+    np.testing.assert_array_equal(seen["inputs"][0], seen["inputs"][1])  # same subset each run
+    assert first.num_examples == 100
+    assert first.artifacts[0].accuracy == 1.0  # outputs were the true labels
+    per_class = np.asarray(first.artifacts[0].confusion_matrix).sum(axis=1)
+    assert (per_class > 0).sum() >= 8  # spread over the classes, not 100 zeros
+    assert second.artifacts[0].confusion_matrix == first.artifacts[0].confusion_matrix
