@@ -10,7 +10,8 @@ from .checkpoint import list_checkpoints
 from .compare import compare_activations
 from .config import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig, resume_config
 from .errors import ConfigMismatchError, DivergedError, RunDirectoryError, TrainingError
-from .loop import TrainResult, dead_unit_fraction, describe_outputs, train
+from .diagnostics import dead_unit_fraction
+from .loop import TrainResult, describe_outputs, train
 
 __all__ = [
     "TrainConfig", "TrainResult", "train", "resume_config", "compare_activations", "describe_outputs",

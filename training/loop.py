@@ -1,9 +1,9 @@
 """The training loop: compiled multi-step chunks, per-epoch checkpoints, exact resume.
 
-Speed comes from three things that are always on (docs/training.md has the
-numbers): the data is held in memory and batched by one gather per batch; one
-``tf.function`` call runs ``steps_per_execution`` optimizer steps (no Python
-between steps); and the step itself is XLA-compiled (``jit_compile``).
+Speed (docs/training.md has the numbers) comes from :mod:`training.steps`:
+one XLA program runs ``steps_per_execution`` optimizer steps on batches
+gathered in-graph from the in-memory data; Python only runs between chunks
+(progress, signal and NaN checks).
 
 Exactness comes from: ``keras.utils.set_random_seed`` + op determinism; an
 epoch's data order that is a pure function of ``(seed, epoch)``; and
@@ -25,9 +25,11 @@ from utils.io import atomic_path, atomic_write_json, atomic_write_text
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
+from .diagnostics import dead_unit_fraction
 from .errors import DivergedError, RunDirectoryError, TrainingError
 from .progress import Progress
 from .signals import GracefulStop
+from .steps import Steps
 
 
 @dataclasses.dataclass
@@ -147,192 +149,6 @@ def _is_chief(strategy) -> bool:
         return True
     return resolver.task_type in ("chief", None) or (
         resolver.task_type == "worker" and resolver.task_id == 0)
-
-
-def _layer_groups(variables) -> tuple[list[str], np.ndarray]:
-    """Layer names (input first) and a [layers, variables] 0/1 matrix grouping variables."""
-    names = []
-    for v in variables:
-        layer = v.path.rsplit("/", 1)[0]
-        if layer not in names:
-            names.append(layer)
-    matrix = np.zeros((len(names), len(variables)), dtype=np.float32)
-    for j, v in enumerate(variables):
-        matrix[names.index(v.path.rsplit("/", 1)[0]), j] = 1.0
-    return names, matrix
-
-
-class _Steps:
-    """The compiled training chunk and evaluation function for one model/optimizer."""
-
-    def __init__(self, model, optimizer, strategy, *, jit_compile: bool, track_gradients: bool):
-        import keras
-        import tensorflow as tf
-
-        self.model, self.optimizer, self.strategy = model, optimizer, strategy
-        variables = model.trainable_variables
-        self.layer_names, group = _layer_groups(variables) if track_gradients else ([], None)
-        n_layers = len(self.layer_names)
-        replicas = strategy.num_replicas_in_sync
-
-        def replica_step(x, y):
-            with tf.GradientTape() as tape:
-                probs = tf.cast(model(x, training=True), tf.float32)
-                per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
-                sum_loss = tf.reduce_sum(per_example)
-                # Mean over the global batch: gradients are summed across replicas.
-                count = tf.cast(tf.shape(y)[0], tf.float32)
-                loss = sum_loss / (count * replicas)
-                if model.losses:
-                    loss += tf.add_n(model.losses) / replicas
-                scaled = optimizer.scale_loss(loss)
-            grads = tape.gradient(scaled, variables)
-            optimizer.apply(grads, variables)
-            correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)),
-                tf.float32))
-            if n_layers:
-                sq = tf.stack([tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads])
-                layer_sq = tf.linalg.matvec(tf.constant(group), sq)
-            else:
-                layer_sq = tf.zeros([0])
-            return sum_loss, correct, count, layer_sq
-
-        SUM = tf.distribute.ReduceOp.SUM
-        self.fused = replicas == 1 and not isinstance(strategy, tf.distribute.MirroredStrategy)
-
-        def fused_chunk(x_all, y_all, idx, n):
-            """Up to idx.shape[0] steps in one call: batches gathered in-graph, no tf.data."""
-            size = idx.shape[0]
-
-            def body(i, losses, corrects, norm_sum):
-                s_loss, s_correct, s_count, s_sq = replica_step(tf.gather(x_all, idx[i]),
-                                                                tf.gather(y_all, idx[i]))
-                return (i + 1, losses.write(i, s_loss / s_count), corrects.write(i, s_correct),
-                        norm_sum + tf.sqrt(s_sq))
-
-            # An explicit while_loop with a static maximum keeps ``n`` a runtime value:
-            # one XLA compile serves every chunk length.
-            _, losses, corrects, norm_sum = tf.while_loop(
-                lambda i, *_: i < n, body,
-                (tf.constant(0), tf.TensorArray(tf.float32, size=size),
-                 tf.TensorArray(tf.float32, size=size), tf.zeros([n_layers])),
-                maximum_iterations=size)
-            return losses.stack(), corrects.stack(), norm_sum
-
-        def distributed_chunk(iterator, n):
-            losses = tf.TensorArray(tf.float32, size=n)
-            corrects = tf.TensorArray(tf.float32, size=n)
-            counts = tf.TensorArray(tf.float32, size=n)
-            norm_sum = tf.zeros([n_layers])
-            for i in tf.range(n):
-                x, y = next(iterator)
-                out = strategy.run(replica_step, args=(x, y))
-                s_loss, s_correct, s_count, s_sq = (strategy.reduce(SUM, t, axis=None)
-                                                    for t in out)
-                losses = losses.write(i, s_loss / s_count)
-                corrects = corrects.write(i, s_correct)
-                counts = counts.write(i, s_count)
-                norm_sum += tf.sqrt(s_sq)
-            return losses.stack(), corrects.stack(), counts.stack(), norm_sum
-
-        # Single replica: the whole multi-step loop is one XLA program. Several
-        # replicas: tf.data + strategy.run (XLA cannot compile the cross-replica merge).
-        self.fused_chunk = tf.function(fused_chunk, jit_compile=bool(jit_compile))
-        self.distributed_chunk = tf.function(distributed_chunk)
-
-        @tf.function(input_signature=[
-            tf.TensorSpec([None, *model.input_shape[1:]], tf.float32),
-            tf.TensorSpec([None], tf.int32)])
-        def evaluate_batch(x, y):
-            probs = tf.cast(model(x, training=False), tf.float32)
-            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
-            correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)),
-                tf.float32))
-            return loss, correct
-
-        self.evaluate_batch = evaluate_batch
-
-    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
-        """Run epoch ``epoch`` in compiled chunks; yield per chunk numpy
-        ``(losses[n], corrects[n], counts[n], layer_norm_sums)`` so the caller can
-        stop, log or detect divergence between chunks."""
-        import tensorflow as tf
-
-        if not self.fused:
-            dataset = self.strategy.experimental_distribute_dataset(
-                bundle.epoch(epoch, batch_size))
-            iterator = iter(dataset)
-            left = bundle.steps_per_epoch(batch_size)
-            while left:
-                n = min(steps_per_execution, left)
-                out = self.distributed_chunk(iterator, tf.constant(n))
-                left -= n
-                yield tuple(t.numpy() for t in out)
-            return
-        x_all, y_all = bundle.tensors("train")
-        order = bundle.epoch_order(epoch).astype(np.int32)
-        full = len(order) // batch_size
-        blocks = order[:full * batch_size].reshape(full, batch_size)
-        for start in range(0, full, steps_per_execution):
-            idx = blocks[start:start + steps_per_execution]
-            n = len(idx)
-            if n < steps_per_execution:
-                # Pad to one static shape (one XLA compile); the loop runs n steps only.
-                idx = np.concatenate([idx, np.zeros((steps_per_execution - n, batch_size),
-                                                    np.int32)])
-            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(idx),
-                                                       tf.constant(n))
-            yield (losses.numpy()[:n], corrects.numpy()[:n],
-                   np.full(n, batch_size, np.float32), norms.numpy())
-        if len(order) > full * batch_size:
-            last = order[full * batch_size:].reshape(1, -1)
-            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(last),
-                                                       tf.constant(1))
-            yield losses.numpy(), corrects.numpy(), np.full(1, last.shape[1], np.float32), \
-                norms.numpy()
-
-    def evaluate(self, dataset) -> tuple[float, float]:
-        total_loss = total_correct = total = 0.0
-        for x, y in dataset:
-            loss, correct = self.evaluate_batch(x, y)
-            total_loss += float(loss)
-            total_correct += float(correct)
-            total += int(y.shape[0])
-        return total_loss / max(total, 1), total_correct / max(total, 1)
-
-
-def hidden_activation_layers(model) -> list:
-    """The layers whose outputs are the hidden units (activation layers, else Dense)."""
-    layers = [l for l in model.layers if l.name.endswith("_act") and l is not model.layers[-1]]
-    if not layers:
-        dense = [l for l in model.layers if type(l).__name__ == "Dense"]
-        layers = dense[:-1]
-    return layers
-
-
-def dead_unit_fraction(model, x: np.ndarray, batch_size: int = 1024) -> float:
-    """Share of hidden units whose output is exactly 0 for every image of ``x``.
-
-    For ReLU this is the course's "dead ReLU"; for activations that are never
-    exactly 0 (sigmoid, tanh, GELU) it is 0 by construction.
-    """
-    import keras
-
-    layers = hidden_activation_layers(model)
-    if not layers:
-        return 0.0
-    probe = keras.Model(model.input, [l.output for l in layers])
-    alive = None
-    for start in range(0, len(x), batch_size):
-        outs = probe(x[start:start + batch_size], training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        flat = np.concatenate([np.asarray(o, dtype=np.float32).reshape(len(o), -1) for o in outs],
-                              axis=1)
-        batch_alive = (flat != 0).any(axis=0)
-        alive = batch_alive if alive is None else (alive | batch_alive)
-    return float(1.0 - alive.mean())
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> dict:
@@ -479,7 +295,7 @@ def _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
     elif chief:
         paths["config"] = atomic_write_json(run_dir / "config.json", config.to_dict())
 
-    steps = _Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
+    steps = Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
                    track_gradients=config.track_gradients)
     val_ds = bundle.pipeline("val", batch_size=1024)
     progress = Progress(config.epochs, bundle.steps_per_epoch(config.batch_size), config.quiet)
