@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden activation (python -m activations list); default: the model's own")
     p.add_argument("--dataset", help="digits (default; 5,000 real MNIST digits, no download), "
                    "sklearn_digits, fashion_mnist (apt-get install dataset-fashion-mnist), "
-                   "tfds:<name> (e.g. tfds:cifar10, tfds:imagenet_resized/32x32), a folder with "
+                   "tfds:<name> (e.g. tfds:cifar10, tfds:imagenet_resized/32x32; downloads only with "
+                   "TFDS_DOWNLOAD=1 in the environment), a folder with "
                    "one subfolder of images per class, or a .npz file with arrays x, y")
     p.add_argument("--epochs", type=int, help="number of epochs (default 20)")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="batch size (default 64)")

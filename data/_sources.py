@@ -170,6 +170,7 @@ def to_32x32_gray(images: np.ndarray) -> np.ndarray:
 def load_tfds(name: str, limit=None, data_dir=None) -> RawData:
     """Any tensorflow-datasets image classification set, converted to 32x32 grayscale.
 
+    Nothing is downloaded unless the environment has ``TFDS_DOWNLOAD=1``.
     Every split tfds provides is read; "train" and "test" (or "validation" when
     there is no "test") become the train pool and the official test pool; a set
     without them is pooled and gets a test split carved out.
@@ -184,9 +185,17 @@ def load_tfds(name: str, limit=None, data_dir=None) -> RawData:
         builder = tfds.builder(name, data_dir=data_dir)
         # A prepared dataset lists its splits; an unprepared (or mocked) one may not.
         split_names = list(builder.info.splits) or ["train", "test"]
+        # Offline first: a missing download fails at once instead of retrying the network
+        # for minutes. TFDS_DOWNLOAD=1 lets tfds download (on a machine with network).
+        download = os.environ.get("TFDS_DOWNLOAD", "") == "1"
         datasets, info = tfds.load(name, split=split_names, as_supervised=True,
-                                   with_info=True, data_dir=data_dir)
+                                   with_info=True, data_dir=data_dir, download=download)
         splits = dict(zip(split_names, datasets))
+    except AssertionError as exc:  # tfds' "could not find data in <dir>"
+        raise DatasetNotInstalledError(
+            f"tensorflow-datasets {name!r} is not downloaded ({str(exc).splitlines()[0][:120]}). "
+            "Fix: run with TFDS_DOWNLOAD=1 on a machine with network, or copy a prepared "
+            "TFDS_DATA_DIR here.") from exc
     except Exception as exc:  # tfds raises many types (DatasetNotFoundError, network errors)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatasetError(

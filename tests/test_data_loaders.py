@@ -125,6 +125,14 @@ def test_tfds_path_with_mock_data_converts_to_32x32_gray():
     np.testing.assert_array_equal(y, label.numpy())
 
 
+def test_tfds_not_downloaded_fails_fast_with_the_fix(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TFDS_DOWNLOAD", raising=False)
+    with pytest.raises(data.DatasetNotInstalledError, match="TFDS_DOWNLOAD=1"):
+        data.load_dataset("tfds:mnist")
+
+
 def _write_folder(root: Path, per_class=6, size=(28, 28)):
     from PIL import Image
 
