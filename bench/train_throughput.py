@@ -94,6 +94,25 @@ def tf_run(name: str, batch_size: int, epochs: int, seed: int, out: Path, **conf
     return [r["samples_per_s"] for r in result.history]
 
 
+def keras_fit_run(name: str, x, y, batch_size: int, epochs: int, seed: int) -> list:
+    """Samples/s of each epoch of plain ``model.fit`` with defaults (the usual starting point)."""
+    import keras
+
+    import models
+
+    keras.utils.set_random_seed(seed)
+    model = models.create_model(name)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    times = []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: times.append(time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: times.__setitem__(-1, time.perf_counter() - times[-1]))
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
+              callbacks=[timer])
+    return [len(y) / t for t in times]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS))
@@ -102,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--keras-fit", action="store_true",
+                   help="also time plain model.fit with defaults, for reference")
     args = p.parse_args(argv)
     if args.epochs < 2 or args.repeats < 1:
         raise ValueError("--epochs must be >= 2 (the first is warm-up) and --repeats >= 1.")
@@ -118,11 +139,14 @@ def main(argv=None) -> int:
         print("PyTorch not installed (pip install torch==2.13.0): timing TensorFlow only.")
     results = []
     for name in args.models.split(","):
-        tf_rates, torch_rates = [], []
+        tf_rates, torch_rates, fit_rates = [], [], []
         for rep in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 rates = tf_run(name, args.batch_size, args.epochs, rep, Path(tmp) / "run")
             tf_rates.append(statistics.median(rates[1:]))
+            if args.keras_fit:
+                fit_rates.append(statistics.median(
+                    keras_fit_run(name, x, y, args.batch_size, args.epochs, rep)[1:]))
             if have_torch:
                 # PyTorch's OpenMP pool degrades badly when the cores are shared; its
                 # baseline is the faster of 1 thread and all threads (the fairest for it).
@@ -136,11 +160,14 @@ def main(argv=None) -> int:
         if have_torch:
             row.update(torch_samples_per_s=statistics.median(torch_rates), torch_runs=torch_rates,
                        ratio=statistics.median(tf_rates) / statistics.median(torch_rates))
+        if fit_rates:
+            row.update(keras_fit_samples_per_s=statistics.median(fit_rates), keras_fit_runs=fit_rates)
         results.append(row)
         ratio = f"  ratio {row['ratio']:.2f}x" if have_torch else ""
         torch_txt = f"  torch {row['torch_samples_per_s']:>10,.0f}" if have_torch else ""
+        fit_txt = (f"  model.fit {row['keras_fit_samples_per_s']:>10,.0f}" if fit_rates else "")
         print(f"{name:15s} batch {args.batch_size}  train.py {row['tf_samples_per_s']:>10,.0f}"
-              f"{torch_txt} samples/s{ratio}  (median of {args.repeats})", flush=True)
+              f"{torch_txt}{fit_txt} samples/s{ratio}  (median of {args.repeats})", flush=True)
     if args.json:
         from utils.io import atomic_write_json
         atomic_write_json(args.json, results)
