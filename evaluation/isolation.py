@@ -90,6 +90,9 @@ def call_isolated(target: str, payload: dict, *, on_progress: Callable[[int], No
                      str(write_fd)],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                     pass_fds=(write_fd,), env=env)
+            except BaseException:
+                os.close(read_fd)
+                raise
             finally:
                 os.close(write_fd)
             reader = threading.Thread(target=_pump_progress, args=(read_fd, on_progress),
