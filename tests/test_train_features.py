@@ -238,3 +238,30 @@ def test_two_replica_mirrored_equals_one_device(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     maxdiff = float(res.stdout.split("MAXDIFF")[1])
     assert maxdiff < 1e-5
+
+
+def test_gradient_norms_are_unscaled_under_loss_scaling():
+    """float16 training scales the loss by 2**15; the recorded norms must not be."""
+    import keras
+    import tensorflow as tf
+
+    import data
+    import models
+    from training.steps import Steps
+
+    x, y = data.load_dataset("digits", limit=200).as_numpy("train")
+    x_all, y_all = tf.constant(x[:32]), tf.constant(y[:32].astype(np.int32))
+    idx = tf.constant(np.arange(32, dtype=np.int32)[None])
+    norms = []
+    for wrap in (False, True):
+        keras.utils.set_random_seed(3)
+        model = models.create_model("exam_mlp", num_classes=10)
+        opt = keras.optimizers.Adam(1e-3)
+        if wrap:
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        opt.build(model.trainable_variables)
+        steps = Steps(model, opt, tf.distribute.get_strategy(), jit_compile=False,
+                      track_gradients=True)
+        norms.append(steps.fused_chunk(x_all, y_all, idx, tf.constant(1))[2].numpy())
+    assert float(opt.dynamic_scale.numpy()) > 1000  # the loss really was scaled
+    np.testing.assert_allclose(norms[1], norms[0], rtol=1e-5)

@@ -26,6 +26,14 @@ def _layer_groups(variables) -> tuple[list[str], np.ndarray]:
     return names, matrix
 
 
+def _correct(probs, y):
+    """Number of rows whose arg-max is the label (float32 scalar)."""
+    import tensorflow as tf
+
+    hits = tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32))
+    return tf.reduce_sum(tf.cast(hits, tf.float32))
+
+
 class Steps:
     """The compiled training chunk and evaluation function for one model/optimizer."""
 
@@ -38,6 +46,7 @@ class Steps:
         self.layer_names, group = _layer_groups(variables) if track_gradients else ([], None)
         n_layers = len(self.layer_names)
         replicas = strategy.num_replicas_in_sync
+        loss_scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer only
 
         def replica_step(x, y):
             with tf.GradientTape() as tape:
@@ -51,13 +60,15 @@ class Steps:
                     loss += tf.add_n(model.losses) / replicas
                 scaled = optimizer.scale_loss(loss)
             grads = tape.gradient(scaled, variables)
+            # Read before apply(): a LossScaleOptimizer may change its scale there.
+            scale = None if loss_scale is None else tf.identity(loss_scale.value)
             optimizer.apply(grads, variables)
-            correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)),
-                tf.float32))
+            correct = _correct(probs, y)
             if n_layers:
                 sq = tf.stack([tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads])
                 layer_sq = tf.linalg.matvec(tf.constant(group), sq)
+                if scale is not None:  # float16 loss scaling: report the true gradient
+                    layer_sq = layer_sq / tf.square(tf.cast(scale, tf.float32))
             else:
                 layer_sq = tf.zeros([0])
             return sum_loss, correct, count, layer_sq
@@ -111,10 +122,7 @@ class Steps:
         def evaluate_batch(x, y):
             probs = tf.cast(model(x, training=False), tf.float32)
             loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
-            correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)),
-                tf.float32))
-            return loss, correct
+            return loss, _correct(probs, y)
 
         self.evaluate_batch = evaluate_batch
 
