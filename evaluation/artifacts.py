@@ -9,6 +9,7 @@ is caught by running the artifact in an isolated child (``evaluation.isolation``
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -159,13 +160,16 @@ def check(artifact: Artifact) -> None:
     * ``.tflite``: the "TFL3" identifier at bytes 4..8;
     * ``.onnx``: parses as an ONNX protobuf and passes ``onnx.checker``;
     * ``.keras``: is a zip archive with ``config.json``;
-    * SavedModel: ``saved_model.pb`` is not empty.
+    * SavedModel: ``saved_model.pb`` is not empty;
+    * a file from an export manifest: its size and sha256 are the recorded ones.
 
     Raises:
         ArtifactError: naming the file, what is wrong and what to do.
     """
     path, kind = artifact.path, artifact.kind
     bad = f"'{path}' is not a valid {artifact.description}"
+    if artifact.manifest_entry is not None and path.is_file():
+        _check_against_manifest(path, artifact.manifest_entry)
     if kind == "saved_model":
         pb = path / "saved_model.pb"
         if pb.exists() and pb.stat().st_size == 0:
@@ -191,6 +195,30 @@ def check(artifact: Artifact) -> None:
             raise ArtifactError(f"{bad}: {exc}. The file is truncated or corrupt.") from None
         if "config.json" not in names:
             raise ArtifactError(f"{bad}: the archive has no config.json.")
+
+
+def _check_against_manifest(path: Path, entry: dict) -> None:
+    """A file listed in an export manifest must still be the file that was exported.
+
+    This catches what no runtime can: a bit flip in the weights still loads
+    and runs, and would be scored as if it were the exported model.
+    """
+    size, digest = entry.get("size_bytes"), entry.get("sha256")
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        raise ArtifactError(
+            f"'{path}' does not match its export manifest: {actual_size:,} bytes, the manifest "
+            f"recorded {size:,}. The file changed after export (truncated or replaced); re-export it.")
+    if digest:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise ArtifactError(
+                f"'{path}' does not match its export manifest: sha256 {h.hexdigest()[:12]}..., "
+                f"the manifest recorded {digest[:12]}.... The file changed after export "
+                f"(corrupted or replaced); re-export it.")
 
 
 def _check_onnx(path: Path, bad: str) -> None:

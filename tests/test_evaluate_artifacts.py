@@ -156,6 +156,19 @@ def test_crafted_tflite_that_crashes_the_runtime(exported, tmp_path):
                     "not a valid TFLite flatbuffer")
 
 
+def test_bit_flip_in_the_weights_of_an_export_is_caught_by_its_manifest(exported, tmp_path):
+    # A flipped weight byte still loads and runs; only the manifest's sha256 can tell.
+    _, export_dir, manifest = exported
+    copy = tmp_path / "export"
+    shutil.copytree(export_dir, copy)
+    tflite = copy / _entry(manifest, "tflite")["path"]
+    data = bytearray(tflite.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tflite.write_bytes(bytes(data))
+    _one_error_line(run_cli(copy, "--limit", "10"), str(tflite),
+                    "does not match its export manifest: sha256")
+
+
 @pytest.mark.parametrize("fmt, expected", [("tflite", "TFLite flatbuffer"),
                                              ("onnx", "not a valid ONNX model")])
 def test_truncated_file(exported, tmp_path, fmt, expected):

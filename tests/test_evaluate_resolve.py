@@ -137,3 +137,21 @@ def test_limit_takes_a_fixed_subset_spread_over_the_classes(tmp_path, monkeypatc
     per_class = np.asarray(first.artifacts[0].confusion_matrix).sum(axis=1)
     assert (per_class > 0).sum() >= 8  # spread over the classes, not 100 zeros
     assert second.artifacts[0].confusion_matrix == first.artifacts[0].confusion_matrix
+
+
+def test_manifest_size_and_hash_are_checked(tmp_path):
+    import hashlib
+
+    body = _tflite(tmp_path / "model.tflite").read_bytes()
+    entry = {"path": "model.tflite", "format": "tflite", "quantization": None,
+             "size_bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"artifacts": [entry]}))
+    check(resolve([tmp_path])[0])  # untouched: passes
+    manifest.write_text(json.dumps({"artifacts": [dict(entry, size_bytes=len(body) + 1)]}))
+    with pytest.raises(ArtifactError, match=f"{len(body)} bytes, the manifest recorded "
+                                            f"{len(body) + 1}"):
+        check(resolve([tmp_path])[0])
+    manifest.write_text(json.dumps({"artifacts": [dict(entry, sha256="0" * 64)]}))
+    with pytest.raises(ArtifactError, match="sha256 .* the manifest recorded 000000000000"):
+        check(resolve([tmp_path])[0])
