@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint; flags you pass must "
                    "match the saved config (exit 2 otherwise), others are taken from it")
+    p.add_argument("--overwrite", action="store_true", default=False,
+                   help="replace the run already in --out (deletes only the files a run writes)")
     p.add_argument("--quiet", action="store_true", help="one log line per epoch, no progress bar")
     p.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
                    help="stop when val_loss has not improved for PATIENCE epochs")
@@ -104,7 +106,7 @@ def _num_classes(value: str):
 
 def main(argv=None) -> int:
     args = vars(build_parser().parse_args(argv))
-    resume, compare = args.pop("resume"), args.pop("compare")
+    resume, compare, overwrite = args.pop("resume"), args.pop("compare"), args.pop("overwrite")
     if "num_classes" in args:
         args["num_classes"] = _num_classes(args["num_classes"])
     quiet_tensorflow()
@@ -116,7 +118,8 @@ def main(argv=None) -> int:
     else:
         config = training.TrainConfig(**args)
     if compare is not None:
-        report = training.compare_activations(config, compare.split(","), resume=resume)
+        report = training.compare_activations(config, compare.split(","), resume=resume,
+                                              overwrite=overwrite)
         print(f"comparison of {len(report['rows'])} activations:")
         for row in report["rows"]:
             print(f"  {row['activation']:12s} test acc {row['test_accuracy']:.4f}  "
@@ -125,7 +128,7 @@ def main(argv=None) -> int:
         for key, path in report["paths"].items():
             print(f"  {key:15s} {path}")
         return 0
-    result = training.train(config, resume=resume)
+    result = training.train(config, resume=resume, overwrite=overwrite)
     if result.interrupted:
         print(f"interrupted by {result.interrupted} after epoch {result.epochs_completed}/"
               f"{config.epochs}; continue with: python train.py --out {config.out} --resume",

@@ -98,6 +98,22 @@ def test_resume_with_other_config_is_refused_and_nothing_changes(finished_run, c
     assert digest(out) == before
 
 
+@pytest.mark.slow
+def test_overwrite_replaces_only_the_run_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--limit", 640, "--epochs", 1, "--quiet", "--out", out]
+    assert cli(args, capsys)[0] == 0
+    (out / "notes.txt").write_text("mine")
+    first = json.loads((out / "config.json").read_text())
+    code, _, err = cli([*args, "--seed", 5, "--overwrite"], capsys)
+    assert code == 0, err[-500:]
+    assert json.loads((out / "config.json").read_text())["seed"] == 5 != first["seed"]
+    assert (out / "notes.txt").read_text() == "mine"
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch-0001"]
+    code, _, err = cli([*args, "--resume", "--overwrite"], capsys)
+    assert code == 2 and "contradict" in error_lines(err)[0]
+
+
 def _bad_folder(tmp_path):
     from PIL import Image
     for cls in ("a", "b"):

@@ -46,7 +46,7 @@ def _markdown(config: TrainConfig, rows: list[dict]) -> str:
 
 
 def compare_activations(config: TrainConfig, activations: list[str], *, resume: bool = False,
-                        log=None) -> dict:
+                        overwrite: bool = False, log=None) -> dict:
     """Train ``config`` once per activation into ``<out>/<activation>/`` and compare.
 
     Args:
@@ -54,6 +54,7 @@ def compare_activations(config: TrainConfig, activations: list[str], *, resume: 
             tracking is switched on (the comparison needs it).
         activations: activation names (``activations.list_activations()``).
         resume: continue sub-runs that already exist.
+        overwrite: replace sub-runs that already exist.
         log: print-like callable.
 
     Returns:
@@ -82,8 +83,8 @@ def compare_activations(config: TrainConfig, activations: list[str], *, resume: 
         sub = dataclasses.replace(config, activation=name, out=str(out / name),
                                   track_gradients=True, export=False)
         log(f"== {name} ==")
-        res = train(sub, resume=resume and (out / name / "config.json").is_file(), log=log,
-                    bundle=bundle)
+        res = train(sub, resume=resume and (out / name / "config.json").is_file(),
+                    overwrite=overwrite, log=log, bundle=bundle)
         if res.interrupted:
             raise TrainingError(f"Comparison interrupted ({res.interrupted}) during {name!r}; "
                                 "rerun with --resume to continue.")

@@ -17,6 +17,7 @@ import dataclasses
 import io
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,21 @@ class TrainResult:
     model: object = None
 
 
-def _prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[Path, TrainConfig | None]:
+# Everything a run writes into its directory; --overwrite removes exactly these.
+RUN_FILES = ("model.keras", "config.json", "history.json", "history.csv", "summary.json",
+             "audit.md", "audit.json", "curves.png", "gradient_norms.png")
+RUN_DIRS = ("checkpoints", "tensorboard", "export")
+
+
+def _remove_run(run_dir: Path) -> None:
+    for name in RUN_DIRS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _prepare_run_dir(config: TrainConfig, resume: bool,
+                     overwrite: bool = False) -> tuple[Path, TrainConfig | None]:
     """Check the output directory before any work; return it and the saved config."""
     run_dir = Path(config.out)
     try:
@@ -81,8 +96,11 @@ def _prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[Path, TrainConf
         config.check_resumable_from(saved)
         return run_dir, saved
     if config_path.is_file():
-        raise RunDirectoryError(f"{str(run_dir)!r} already holds a run (config.json). Fix: pass "
-                                "--resume to continue it, or choose another --out.")
+        if not overwrite:
+            raise RunDirectoryError(f"{str(run_dir)!r} already holds a run (config.json). Fix: "
+                                    "pass --resume to continue it, --overwrite to replace it, or "
+                                    "choose another --out.")
+        _remove_run(run_dir)
     return run_dir, None
 
 
@@ -200,13 +218,15 @@ def _restore_determinism(was_enabled: bool) -> None:
         tf_config.disable_op_determinism()
 
 
-def train(config: TrainConfig, *, resume: bool = False, log=None, bundle=None,
-          callbacks=()) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, log=None,
+          bundle=None, callbacks=()) -> TrainResult:
     """Train ``config.model`` on ``config.dataset`` into ``config.out``.
 
     Args:
         config: the run (see :class:`TrainConfig`).
         resume: continue the run in ``config.out`` from its last checkpoint.
+        overwrite: delete a previous run's files in ``config.out`` (only the files a
+            run writes, see ``RUN_FILES``/``RUN_DIRS``) and start afresh.
         log: ``print``-like callable for messages (default: print to stdout).
         bundle: an already loaded ``data.DatasetBundle`` (its name must match
             ``config.dataset``); loaded from the config when None.
@@ -219,8 +239,8 @@ def train(config: TrainConfig, *, resume: bool = False, log=None, bundle=None,
         and ``result.interrupted`` names the signal.
 
     Raises:
-        RunDirectoryError: unwritable ``out``; ``out`` holds a run and ``resume`` is False;
-            nothing to resume.
+        RunDirectoryError: unwritable ``out``; ``out`` holds a run and neither ``resume``
+            nor ``overwrite`` is set; nothing to resume.
         ConfigMismatchError: ``resume`` with a config that differs from the saved one.
         DivergedError: the loss became NaN/inf (the last good checkpoint is kept).
         data.DatasetError / models errors: bad dataset, model or activation.
@@ -233,7 +253,9 @@ def train(config: TrainConfig, *, resume: bool = False, log=None, bundle=None,
     models.describe(config.model)
     if config.activation is not None:
         activations.describe(config.activation)
-    run_dir, saved = _prepare_run_dir(config, resume)
+    if resume and overwrite:
+        raise TrainingError("resume and overwrite contradict each other; pass one of them.")
+    run_dir, saved = _prepare_run_dir(config, resume, overwrite)
     if saved is not None:
         # Keep the original presentation of the run except what was asked now.
         config = dataclasses.replace(saved, out=config.out, quiet=config.quiet,
