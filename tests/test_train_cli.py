@@ -82,6 +82,15 @@ def test_cli_run_learns_and_writes_everything(finished_run):
     from PIL import Image
     for png in ("curves.png", "gradient_norms.png"):
         assert Image.open(out / png).size[0] > 300
+    # TensorBoard events hold the same per-epoch scalars as the history.
+    import tensorflow as tf
+    logged = {}
+    for path in (out / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == "val_accuracy":
+                    logged[event.step] = float(tf.make_ndarray(value.tensor))
+    assert logged == pytest.approx({h["epoch"]: h["val_accuracy"] for h in history}, rel=1e-6)
 
 
 @pytest.mark.slow
