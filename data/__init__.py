@@ -126,7 +126,10 @@ def _load_raw(name: str, limit):
         return load_tfds(text[5:], limit=limit)
     path = Path(text)
     looks_like_path = os.sep in text or text.startswith(".") or path.suffix == ".npz"
-    if path.suffix == ".npz" and path.is_file():
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise DatasetError(f"Dataset file not found: {text!r}. Fix: pass an existing .npz "
+                               "file with arrays x and y.")
         return load_npz(path, limit=limit)
     if path.exists() or looks_like_path:
         return load_folder(path, limit=limit)

@@ -206,6 +206,11 @@ def test_non_finite_images_are_refused(tmp_path, bad):
         data.load_dataset(str(tmp_path / "bad.npz"))
 
 
+def test_missing_npz_file_is_named(tmp_path):
+    with pytest.raises(data.DatasetError, match="Dataset file not found"):
+        data.load_dataset(str(tmp_path / "gone.npz"))
+
+
 def test_npz_and_from_arrays_round_trip(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (60, 32, 32), dtype=np.uint8)
