@@ -265,3 +265,28 @@ def test_gradient_norms_are_unscaled_under_loss_scaling():
         norms.append(steps.fused_chunk(x_all, y_all, idx, tf.constant(1))[2].numpy())
     assert float(opt.dynamic_scale.numpy()) > 1000  # the loss really was scaled
     np.testing.assert_allclose(norms[1], norms[0], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_training_on_a_folder_of_pngs_learns(tmp_path, capsys):
+    """Three classes that differ in where a bright bar is: learnable well above 1/3."""
+    from PIL import Image
+
+    import train as train_cli
+    from utils.cli import run_cli
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["top", "middle", "bottom"]):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(40):
+            img = rng.integers(0, 60, (24, 24), dtype=np.uint8)
+            img[c * 8:(c + 1) * 8] = rng.integers(180, 256, (8, 24), dtype=np.uint8)
+            Image.fromarray(img).save(tmp_path / "imgs" / name / f"{i}.png")
+    out = tmp_path / "run"
+    code = run_cli(train_cli.main, ["--dataset", str(tmp_path / "imgs"), "--model", "deep_mlp",
+                                    "--num-classes", "auto", "--epochs", "5", "--batch-size", "16",
+                                    "--lr", "1e-3", "--quiet", "--out", str(out)], prog="train.py")
+    assert code == 0, capsys.readouterr().err[-1000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.8
+    assert json.loads((out / "config.json").read_text())["dataset"] == str(tmp_path / "imgs")
