@@ -198,11 +198,14 @@ def test_export_flag_hands_the_model_to_the_exporter(tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert code == 0
     manifest = json.loads((out / "export" / "manifest.json").read_text())
-    formats = {a["format"] for a in manifest["artifacts"]}
-    assert {"saved_model", "onnx", "tflite"} <= formats
+    kinds = {(a["format"], a["quantization"]) for a in manifest["artifacts"]}
+    assert kinds == {("saved_model", None), ("onnx", None), ("tflite", None), ("tflite", "int8")}
+    lines = [line for line in stdout.splitlines() if "export:" in line]
     for art in manifest["artifacts"]:
         assert (out / "export" / art["path"]).exists()
-        assert f"export: {art['format']}/" in stdout
+        assert art["validation"]["passed"] is True
+        line = next(line for line in lines if f" {art['path']} " in line)
+        assert f"{art['size_bytes']:,} bytes" in line and "validated" in line
 
 
 _TWO_REPLICAS = """

@@ -444,14 +444,30 @@ def _export(run_dir: Path, bundle, paths: dict, log) -> None:
         log("--export skipped: this checkout's export package has no export_model yet.")
         return
     x_train, _ = bundle.as_numpy("train")
+    x_test, _ = bundle.as_numpy("test")
+    # float32 artifacts plus an int8 TFLite for edge devices: calibrated on
+    # training images, its top-1 agreement measured on held-out test images.
     manifest = export.export_model(run_dir / "model.keras", run_dir / "export",
-                                   representative_data=x_train[:300])
+                                   quantize=(None, "int8"),
+                                   representative_data=x_train[:1000],
+                                   validation_data=x_test)
     paths["export"] = run_dir / "export"
     for art in manifest.get("artifacts", []):
-        val = art.get("validation")
-        status = val.get("passed", val.get("ok", val)) if isinstance(val, dict) else val
-        log(f"  export: {art.get('format')}/{art.get('quantization') or 'float32'} "
-            f"{art.get('path')} {art.get('size_bytes', 0):,} bytes validation={status}")
+        log(f"  export: {art['format']:<11} {art.get('quantization') or 'float32':<8} "
+            f"{art['path']:<18} {art.get('size_bytes', 0):>9,} bytes  "
+            f"{_validation_summary(art.get('validation'))}")
+
+
+def _validation_summary(val) -> str:
+    if not isinstance(val, dict):
+        return "not validated"
+    verdict = "validated" if val.get("passed") else "FAILED validation"
+    if "top1_agreement" in val:
+        return (f"{verdict}: top-1 agreement {val['top1_agreement']:.2%} with Keras "
+                f"on {val.get('samples')} held-out images (bound {val.get('top1_bound'):.0%})")
+    if "max_abs_diff" in val:
+        return f"{verdict}: max |diff| vs Keras {val['max_abs_diff']:.1e} (atol {val.get('atol')})"
+    return verdict
 
 
 def describe_outputs(result: TrainResult) -> str:
