@@ -20,6 +20,7 @@ official test set, and ``validation_fraction`` of the official train set.
 """
 from __future__ import annotations
 
+import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
 import difflib
 import os
 from pathlib import Path

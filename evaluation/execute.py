@@ -47,27 +47,6 @@ def has_lambda_layer(path: str | Path) -> bool:
     return walk(config)
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with the process's stderr (fd 2) pointed at /dev/null.
-
-    TensorFlow's C++ start-up lines ("All log messages before
-    absl::InitializeLog() ...", "Could not find cuda drivers") ignore
-    TF_CPP_MIN_LOG_LEVEL, and would break the one-line error contract of the
-    command line. Only the import is silenced; later errors still reach stderr.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int | None = None):
     """Load an artifact with the export package's runtime loaders.
 
@@ -92,7 +71,9 @@ def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int 
             f"'{path}' contains a Lambda layer (arbitrary Python code), which safe mode "
             f"refuses to load. Pass --unsafe (unsafe=True) only if you trust the file.")
     if kind in ("keras", "saved_model"):
-        import_tensorflow_quietly()
+        from utils.tf_quiet import import_tensorflow
+
+        import_tensorflow()
     if kind == "keras" and unsafe:
         import keras
 

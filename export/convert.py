@@ -13,8 +13,11 @@ import math
 import tempfile
 from pathlib import Path
 
-import keras
 import numpy as np
+
+import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
+
+import keras
 
 from export.errors import ExportError, UnsupportedOpsError
 

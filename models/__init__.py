@@ -7,6 +7,7 @@ Example:
     >>> models.describe("exam_mlp")["params"]
     16295
 """
+import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
 from models._registry import (Family, ModelSpec, create_model, describe, list_models,
                               model_spec, register_model)
 from models.errors import ModelConfigError, ModelLoadError, UnknownModelError

@@ -6,6 +6,7 @@
 
 See docs/training.md for the run-directory layout, exact resume and speed.
 """
+import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
 from .checkpoint import list_checkpoints
 from .compare import compare_activations
 from .config import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig, resume_config

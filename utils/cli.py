@@ -19,6 +19,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None],
             argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run ``main(argv)``; turn known errors into ``prog: error: ...`` + exit 2."""
     prog = prog or os.path.basename(sys.argv[0])
+    quiet_tensorflow()
+    import utils.tf_quiet  # noqa: F401  (TensorFlow's own start-up lines bypass its log level)
     try:
         return int(main(argv) or 0)
     except KeyboardInterrupt:

@@ -7,25 +7,35 @@ noise that breaks the "one line on stderr" promise of our command lines, so
 the first import of TensorFlow runs with fd 2 pointed at /dev/null. Python
 exceptions are unaffected: they propagate after stderr is restored.
 
-Import this module before anything that imports keras or tensorflow.
+Importing this module does the quiet import (packages that need keras import
+it first); ``import_tensorflow()`` does it on demand for lazy callers.
+Every command line goes through ``utils.cli.run_cli``, which imports it.
+Set ``ZOO_TF_VERBOSE=1`` to see TensorFlow's start-up lines.
 """
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-if "tensorflow" not in sys.modules and os.environ.get("ZOO_TF_VERBOSE") != "1":
+def import_tensorflow() -> None:
+    """Import TensorFlow once, with fd 2 silenced for the duration of the import."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" in sys.modules or os.environ.get("ZOO_TF_VERBOSE") == "1":
+        import tensorflow  # noqa: F401
+        return
     try:
         sys.stderr.flush()
     except (AttributeError, ValueError):
         pass
-    _saved = os.dup(2)
-    _null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(_null, 2)
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
     try:
         import tensorflow  # noqa: F401
     finally:
-        os.dup2(_saved, 2)
-        os.close(_saved)
-        os.close(_null)
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+import_tensorflow()
