@@ -18,7 +18,7 @@ EPILOG = """\
 run directory (--out, default runs/<model>):
   model.keras            final trained model (keras.saving.load_model(..., safe_mode=True))
   config.json            every setting of the run (what --resume checks against)
-  history.json/.csv      per-epoch loss, accuracy, val_loss, val_accuracy, lr, time, samples/s
+  history.json/.csv      per-epoch loss, accuracy, val_loss, val_accuracy, lr, time, samples, samples/s
                          (+ grad_norm/<layer> with --track-gradients)
   summary.json           test loss/accuracy, dead-unit fraction, parameter count
   audit.md/.json         per-layer parameter audit (models.audit)
@@ -134,6 +134,8 @@ def main(argv=None) -> int:
               f"{config.epochs}; continue with: python train.py --out {config.out} --resume",
               file=sys.stderr)
         return 128 + int(signal.Signals[result.interrupted])
+    if not result.chief:
+        return 0  # another worker of a cluster: the chief reports and writes the run
     if result.test_accuracy is not None:
         print(f"test accuracy {result.test_accuracy:.4f} (loss {result.test_loss:.4f}) after "
               f"{result.epochs_completed} epochs")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
+from utils.tf_quiet import silenced_stderr_fd  # before keras: silences TF's start-up lines
 
 import keras
 
@@ -359,9 +359,12 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
                 conv.inference_output_type = tf.int8
         head = []
         try:
-            content = conv.convert()
-            if quantization == "int8" and float_head and not int8_io:
-                content, head = _float_head(conv, content, conv.representative_dataset)
+            # The converter prints calibration/quantizer lines straight to fd 2;
+            # failures still arrive as exceptions carrying the message.
+            with silenced_stderr_fd():
+                content = conv.convert()
+                if quantization == "int8" and float_head and not int8_io:
+                    content, head = _float_head(conv, content, conv.representative_dataset)
         except Exception as exc:
             unsupported = _converter_custom_ops(str(exc))
             if unsupported:

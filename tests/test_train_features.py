@@ -199,7 +199,9 @@ def test_export_flag_hands_the_model_to_the_exporter(tmp_path, capsys):
     assert code == 0
     manifest = json.loads((out / "export" / "manifest.json").read_text())
     kinds = {(a["format"], a["quantization"]) for a in manifest["artifacts"]}
-    assert kinds == {("saved_model", None), ("onnx", None), ("tflite", None), ("tflite", "int8")}
+    assert {("saved_model", None), ("onnx", None), ("tflite", None)} <= kinds
+    # int8 ships only when it validated; otherwise train.py says it left it out.
+    assert ("tflite", "int8") in kinds or "int8 TFLite left out" in stdout
     lines = [line for line in stdout.splitlines() if "export:" in line]
     for art in manifest["artifacts"]:
         assert (out / "export" / art["path"]).exists()

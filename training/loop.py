@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
 import os
 import shutil
@@ -48,6 +49,8 @@ class TrainResult:
         test_loss / test_accuracy: on the test split (None if interrupted).
         dead_fraction: share of hidden units that output 0 for every validation image.
         model: the trained keras.Model.
+        chief: this process wrote the run directory (False on the other workers
+            of a multi-worker cluster: they write nothing, see ``task_from_tf_config``).
     """
     run_dir: Path
     paths: dict
@@ -60,6 +63,7 @@ class TrainResult:
     test_accuracy: float | None = None
     dead_fraction: float | None = None
     model: object = None
+    chief: bool = True
 
 
 # Everything a run writes into its directory; --overwrite removes exactly these.
@@ -75,10 +79,26 @@ def _remove_run(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def _prepare_run_dir(config: TrainConfig, resume: bool,
-                     overwrite: bool = False) -> tuple[Path, TrainConfig | None]:
-    """Check the output directory before any work; return it and the saved config."""
+def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool = False,
+                     chief: bool = True) -> tuple[Path, TrainConfig | None]:
+    """Check the output directory before any work; return it and the saved config.
+
+    A non-chief worker only reads: it must never delete or create files that the
+    chief (possibly on a shared filesystem, at the same moment) is writing.
+    """
     run_dir = Path(config.out)
+    if not chief:
+        if not resume:
+            return run_dir, None
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise RunDirectoryError(
+                f"Nothing to resume in {str(run_dir)!r} on this worker (no config.json). Fix: "
+                "every worker must see the chief's run directory (a shared filesystem) to "
+                "--resume; otherwise start a new run.")
+        saved = TrainConfig.load(config_path)
+        config.check_resumable_from(saved)
+        return run_dir, saved
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}"
@@ -161,12 +181,32 @@ def _strategy(name: str):
     return tf.distribute.get_strategy()
 
 
-def _is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
-        return True
-    return resolver.task_type in ("chief", None) or (
-        resolver.task_type == "worker" and resolver.task_id == 0)
+def task_from_tf_config(environ=None) -> tuple[str | None, int, bool]:
+    """This process's ``(task_type, task_index, is_chief)`` from ``TF_CONFIG``.
+
+    The chief is the "chief" task, or worker 0 when the cluster has no "chief"
+    job (TensorFlow's rule). Without ``TF_CONFIG`` the process is its own chief.
+    Read before the strategy exists so that the run directory is checked (or,
+    on other workers, left alone) before any slow work.
+
+    Raises:
+        TrainingError: ``TF_CONFIG`` is not valid JSON.
+    """
+    raw = (os.environ if environ is None else environ).get("TF_CONFIG", "").strip()
+    if not raw:
+        return None, 0, True
+    try:
+        tf_config = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise TrainingError(f"TF_CONFIG is not valid JSON ({exc}); received "
+                            f"TF_CONFIG={raw[:200]!r}. Fix: see docs/training.md, "
+                            "'Several machines'.") from None
+    task = tf_config.get("task") or {}
+    task_type, index = task.get("type"), int(task.get("index", 0))
+    cluster = tf_config.get("cluster") or {}
+    chief = task_type in (None, "chief") or (
+        task_type == "worker" and index == 0 and "chief" not in cluster)
+    return task_type, index, chief
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> dict:
@@ -255,7 +295,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         activations.describe(config.activation)
     if resume and overwrite:
         raise TrainingError("resume and overwrite contradict each other; pass one of them.")
-    run_dir, saved = _prepare_run_dir(config, resume, overwrite)
+    chief = True if config.strategy != "multiworker" else task_from_tf_config()[2]
+    run_dir, saved = _prepare_run_dir(config, resume, overwrite, chief)
     if saved is not None:
         # Keep the original presentation of the run except what was asked now.
         config = dataclasses.replace(saved, out=config.out, quiet=config.quiet,
@@ -263,12 +304,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
     was_deterministic = _set_determinism(config.seed)
     try:
-        return _train(config, run_dir, resume, bundle, log, callbacks)
+        return _train(config, run_dir, resume, bundle, log if chief else _silent, callbacks,
+                      chief)
     finally:
         _restore_determinism(was_deterministic)
 
 
-def _train(config, run_dir, resume, bundle, log, callbacks) -> TrainResult:
+def _silent(*_args) -> None:
+    """The log of non-chief workers: the chief reports for the whole cluster."""
+
+
+def _train(config, run_dir, resume, bundle, log, callbacks, chief=True) -> TrainResult:
     import keras
     import tensorflow as tf
 
@@ -293,16 +339,14 @@ def _train(config, run_dir, resume, bundle, log, callbacks) -> TrainResult:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(model.trainable_variables)
         return _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
-                    callbacks)
+                    callbacks, chief)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
 def _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
-         callbacks) -> TrainResult:
+         callbacks, chief=True) -> TrainResult:
     import tensorflow as tf
-
-    chief = _is_chief(strategy)
     paths: dict = {"run_dir": run_dir}
     checkpoints = run_dir / "checkpoints"
     history: list[dict] = []
@@ -320,10 +364,12 @@ def _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
     steps = Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
                    track_gradients=config.track_gradients)
     val_ds = bundle.pipeline("val", batch_size=1024)
-    progress = Progress(config.epochs, bundle.steps_per_epoch(config.batch_size), config.quiet)
+    # Other workers print nothing: N identical progress lines would only interleave.
+    progress = Progress(config.epochs, bundle.steps_per_epoch(config.batch_size), config.quiet,
+                        stream=None if chief else io.StringIO())
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard")) if chief else None
     result = TrainResult(run_dir, paths, history, start_epoch, resumed_from=start_epoch,
-                         model=model)
+                         model=model, chief=chief)
     spe = config.steps_per_execution
     n_steps = bundle.steps_per_epoch(config.batch_size)
 
@@ -364,7 +410,7 @@ def _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
             val_loss, val_acc = steps.evaluate(val_ds)
             record = {"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": correct_sum / seen,
                       "val_loss": val_loss, "val_accuracy": val_acc,
-                      "lr": float(_current_lr(optimizer)), "time_s": elapsed,
+                      "lr": float(_current_lr(optimizer)), "time_s": elapsed, "samples": seen,
                       "samples_per_s": seen / max(elapsed, 1e-9)}
             for name, total in zip(steps.layer_names, norm_sum):
                 record[f"grad_norm/{name}"] = float(total / n_steps)
@@ -447,10 +493,18 @@ def _export(run_dir: Path, bundle, paths: dict, log) -> None:
     x_test, _ = bundle.as_numpy("test")
     # float32 artifacts plus an int8 TFLite for edge devices: calibrated on
     # training images, its top-1 agreement measured on held-out test images.
-    manifest = export.export_model(run_dir / "model.keras", run_dir / "export",
-                                   quantize=(None, "int8"),
-                                   representative_data=x_train[:1000],
-                                   validation_data=x_test)
+    kwargs = dict(representative_data=x_train[:1000], validation_data=x_test)
+    try:
+        manifest = export.export_model(run_dir / "model.keras", run_dir / "export",
+                                       quantize=(None, "int8"), **kwargs)
+    except export.ValidationError as exc:
+        # A weakly trained model has near-tied classes that int8 rounding flips;
+        # such an int8 file is not shipped, but the float32 artifacts still are.
+        if not all(f["artifact"].endswith("_int8.tflite") for f in exc.failures):
+            raise
+        log(f"--export: int8 TFLite left out, it failed validation ({exc}); "
+            f"float32 artifacts follow.")
+        manifest = export.export_model(run_dir / "model.keras", run_dir / "export", **kwargs)
     paths["export"] = run_dir / "export"
     for art in manifest.get("artifacts", []):
         log(f"  export: {art['format']:<11} {art.get('quantization') or 'float32':<8} "

@@ -53,9 +53,15 @@ class Steps:
                 probs = tf.cast(model(x, training=True), tf.float32)
                 per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
                 sum_loss = tf.reduce_sum(per_example)
-                # Mean over the global batch: gradients are summed across replicas.
                 count = tf.cast(tf.shape(y)[0], tf.float32)
-                loss = sum_loss / (count * replicas)
+                if replicas == 1:
+                    loss = sum_loss / count
+                else:
+                    # Mean over the global batch (gradients are summed across replicas).
+                    # Its size comes from an all-reduce, not count * replicas: an odd or
+                    # last partial batch splits unevenly (even 1 + 0 examples).
+                    ctx = tf.distribute.get_replica_context()
+                    loss = sum_loss / ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
                 if model.losses:
                     loss += tf.add_n(model.losses) / replicas
                 scaled = optimizer.scale_loss(loss)

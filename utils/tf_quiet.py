@@ -12,16 +12,21 @@ it first); ``import_tensorflow()`` does it on demand for lazy callers.
 Every command line goes through ``utils.cli.run_cli``, which imports it.
 Set ``ZOO_TF_VERBOSE=1`` to see TensorFlow's start-up lines.
 """
+import contextlib
 import os
 import sys
 
 
-def import_tensorflow() -> None:
-    """Import TensorFlow once, with fd 2 silenced for the duration of the import."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if "tensorflow" in sys.modules or os.environ.get("ZOO_TF_VERBOSE") == "1":
-        import tensorflow  # noqa: F401
+@contextlib.contextmanager
+def silenced_stderr_fd():
+    """Point file descriptor 2 at /dev/null for the block (C++ chatter only).
+
+    Python-level errors still propagate with their messages; use this only
+    around native calls that report failures through exceptions too (the
+    TFLite converter's and interpreter's informational lines).
+    """
+    if os.environ.get("ZOO_TF_VERBOSE") == "1":
+        yield
         return
     try:
         sys.stderr.flush()
@@ -31,11 +36,20 @@ def import_tensorflow() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
-        import tensorflow  # noqa: F401
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow once, with fd 2 silenced for the duration of the import."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" not in sys.modules:
+        with silenced_stderr_fd():
+            import tensorflow  # noqa: F401
 
 
 import_tensorflow()
