@@ -188,3 +188,13 @@ def test_malformed_tf_config_is_a_clear_error():
 
     with pytest.raises(TrainingError, match="TF_CONFIG is not valid JSON.*received"):
         task_from_tf_config({"TF_CONFIG": "{'cluster': 1}"})
+
+
+def test_compare_activations_refuses_multiworker(tmp_path):
+    from training import TrainConfig, compare_activations
+    from training.errors import TrainingError
+
+    config = TrainConfig(strategy="multiworker", out=str(tmp_path / "cmp"))
+    with pytest.raises(TrainingError, match="multiworker.*--activation"):
+        compare_activations(config, ["relu", "tanh"])
+    assert not (tmp_path / "cmp").exists()

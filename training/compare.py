@@ -61,7 +61,8 @@ def compare_activations(config: TrainConfig, activations: list[str], *, resume: 
         ``{"rows": [...], "paths": {...}}``; also written as comparison.json/.md/.png.
 
     Raises:
-        TrainingError: empty or duplicated list; errors of :func:`training.train`.
+        TrainingError: empty or duplicated list; ``strategy="multiworker"``; errors of
+            :func:`training.train`.
     """
     import activations as act_registry
     import data
@@ -70,6 +71,12 @@ def compare_activations(config: TrainConfig, activations: list[str], *, resume: 
     from .loop import train
 
     log = log or print
+    if config.strategy == "multiworker":
+        # One process may join a collective cluster only once, and every worker
+        # would write the comparison files: one cluster launch per activation instead.
+        raise TrainingError("--compare-activations cannot run with --strategy multiworker; "
+                            "received strategy='multiworker'. Fix: train each activation with "
+                            "its own cluster launch (--activation NAME), or drop --strategy.")
     names = [a.strip() for a in activations if a.strip()]
     if len(names) < 1 or len(set(names)) != len(names):
         raise TrainingError(f"--compare-activations needs distinct names; received {activations!r}.")
