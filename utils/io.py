@@ -14,6 +14,21 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, directory: bool = False) -> None:
+    """Give a temp file/dir the mode a plain open()/mkdir() would have.
+
+    mkstemp/mkdtemp create 0600/0700 entries; outputs that other users, a
+    web server or a device-flashing tool read should follow the umask.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def _check_writable_dir(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if not os.access(directory, os.W_OK):
@@ -39,6 +54,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.exists(tmp):
+            _publish_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -83,6 +100,7 @@ def atomic_directory(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _publish_mode(tmp, directory=True)
     old = None
     if path.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
