@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -86,9 +87,10 @@ def _cluster(out, tmp_path, tag, extra=None):
 def _wait_all(procs, timeout=120):
     """Wait for every process; kill all of them if one fails or hangs (a worker
     whose peer died waits in a collective forever)."""
+    deadline = time.monotonic() + timeout  # one bound for the whole cluster
     try:
         for p in procs:
-            _, stderr = p.communicate(timeout=timeout)
+            _, stderr = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
             assert p.returncode == 0, stderr[-3000:]
     finally:
         for p in procs:
