@@ -55,6 +55,11 @@ class DatasetBundle:
         return (f"DatasetBundle(name={self.name!r}, num_classes={self.num_classes}, "
                 f"sizes={self.sizes}, batch_size={self.batch_size}, seed={self.seed})")
 
+    @property
+    def input_shape(self) -> tuple:
+        """Shape of one example, without the batch axis: ``(32, 32, 1)``."""
+        return tuple(int(d) for d in self._arrays["train"][0].shape[1:])
+
     def as_numpy(self, split: str = "test"):
         """Return ``(x float32 [N,32,32,1], y int64 [N])`` of ``split``.
 

@@ -151,10 +151,12 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
     return opt
 
 
-def _build_model(config: TrainConfig, dataset_classes: int):
+def _build_model(config: TrainConfig, dataset_classes: int, input_shape: tuple):
     import models
 
     overrides = dict(config.model_overrides)
+    # The data decides the input: the course's 2-input models flatten images too.
+    overrides.setdefault("input_shape", tuple(input_shape))
     if config.activation is not None:
         overrides["activation"] = config.activation
     if config.num_classes == "auto":
@@ -162,6 +164,18 @@ def _build_model(config: TrainConfig, dataset_classes: int):
     elif config.num_classes is not None:
         overrides["num_classes"] = int(config.num_classes)
     model = models.create_model(config.model, **overrides)
+    model_shape = tuple(model.inputs[0].shape[1:])
+    if model_shape != tuple(input_shape):
+        raise TrainingError(f"Model {config.model!r} expects inputs of shape {model_shape} "
+                            f"but dataset {config.dataset!r} has {tuple(input_shape)}. Fix: "
+                            f"drop the input_shape override.")
+    steps = [layer.name for layer in model.layers if layer.__class__.__name__ == "BinaryStep"]
+    if steps:
+        raise TrainingError(
+            f"Model {config.model!r} passes through binary_step ({', '.join(steps)}), whose "
+            "derivative is 0 everywhere, so gradient descent cannot train it. Fix: train a "
+            "perceptron with its own learning rule (models.perceptron.train_perceptron) or "
+            "pick a differentiable --activation.")
     head = int(model.outputs[0].shape[-1])
     if head < dataset_classes:
         raise TrainingError(f"Model {config.model!r} has {head} outputs but dataset "
@@ -333,7 +347,7 @@ def _train(config, run_dir, resume, bundle, log, callbacks, chief=True) -> Train
         keras.config.set_dtype_policy("mixed_float16" if gpu else "mixed_bfloat16")
     try:
         with strategy.scope():
-            model = _build_model(config, bundle.num_classes)
+            model = _build_model(config, bundle.num_classes, bundle.input_shape)
             optimizer = _make_optimizer(config, steps_per_epoch)
             if config.mixed_precision and keras.config.dtype_policy().name == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
