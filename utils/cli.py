@@ -33,7 +33,11 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None],
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except USER_ERRORS as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        msg = lines[0] if lines else type(exc).__name__
+        if msg.endswith(":") and len(lines) > 1:
+            # Traced TensorFlow errors open with "in user code:"; the cause is last.
+            msg = lines[-1]
         if isinstance(exc, KeyError):
             msg = msg.strip("'\"")
         print(f"{prog}: error: {msg}", file=sys.stderr)
