@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from export.errors import ModelLoadError
+from utils.stderr import silenced_stderr_fd
 
 KINDS = ("keras", "saved_model", "onnx", "tflite")
 SIGNATURE_KEY = "serving_default"
@@ -318,10 +319,13 @@ class TFLiteRunner(Runner):
         from ai_edge_litert.interpreter import Interpreter
         kwargs = {"model_path": str(self.path),
                   "num_threads": int(self.num_threads or os.cpu_count() or 1)}
-        interp = Interpreter(**kwargs)
         self.unavailable = None  # why this artifact cannot run here, if so
         try:
-            interp.allocate_tensors()
+            # "INFO: Created TensorFlow Lite XNNPACK delegate" goes straight to
+            # fd 2; real failures still arrive as exceptions with their text.
+            with silenced_stderr_fd():
+                interp = Interpreter(**kwargs)
+                interp.allocate_tensors()
         except RuntimeError as exc:
             text = " ".join(str(exc).split())
             if "flex" not in text.lower() and "select tensorflow" not in text.lower():
