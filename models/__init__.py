@@ -6,11 +6,13 @@ Example:
     >>> model = models.create_model("exam_mlp")          # 16,295 parameters
     >>> models.describe("exam_mlp")["params"]
     16295
+    >>> models.learn(models.create_model("hopfield", units=64), patterns)  # own rule, no backprop
 """
 import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
 from models._registry import (Family, ModelSpec, create_model, describe, list_models,
                               model_spec, register_model)
-from models.errors import ModelConfigError, ModelLoadError, UnknownModelError
+from models.errors import LearningRuleError, ModelConfigError, ModelLoadError, UnknownModelError
+from models.rules import learn
 
 # Importing the family modules registers their builders.
 from models import course, deep_mlp, lenet, mlp, perceptron  # noqa: E402,F401
@@ -18,7 +20,8 @@ from models.audit import Audit, AuditRow, audit  # noqa: E402
 from models.loading import load_model, resolve_model  # noqa: E402
 
 __all__ = [
-    "Audit", "AuditRow", "audit", "load_model", "resolve_model",
-    "Family", "ModelSpec", "ModelConfigError", "ModelLoadError", "UnknownModelError",
+    "Audit", "AuditRow", "audit", "learn", "load_model", "resolve_model",
+    "Family", "ModelSpec", "LearningRuleError", "ModelConfigError", "ModelLoadError",
+    "UnknownModelError",
     "create_model", "describe", "list_models", "model_spec", "register_model",
 ]

@@ -23,8 +23,8 @@ def _err(message: str) -> ModelConfigError:
 def validate_common(config: dict) -> dict:
     """Check the keys every family shares; return a normalised copy.
 
-    ``input_shape`` becomes a tuple of positive ints, ``num_classes`` a
-    positive int, activations are checked to exist (unknown names raise the
+    ``input_shape`` becomes a tuple of positive ints, ``num_classes`` (where the
+    family has one) a positive int, activations are checked to exist (unknown names raise the
     activations package's own error with its closest matches).
     """
     config = dict(config)
@@ -40,7 +40,8 @@ def validate_common(config: dict) -> dict:
         raise _err(f"input_shape must be a non-empty tuple of positive ints, e.g. (32, 32, 1). "
                    f"Received: input_shape={config['input_shape']!r}")
     config["input_shape"] = tuple(int(d) for d in shape)
-    positive_int(config, "num_classes")
+    if "num_classes" in config:  # memory nets (Hopfield, BAM, ...) have no classes
+        positive_int(config, "num_classes")
     for key in ("activation", "output_activation"):
         if key in config:
             check_activation(config[key], key, allow_none=(key == "output_activation"))

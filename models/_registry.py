@@ -34,6 +34,8 @@ class Family:
         reference: paper or course section the family comes from.
         validate: optional ``validate(config)`` raising ``ModelConfigError``;
             it may normalise values in place (e.g. a list to a tuple).
+        learning_rule: name of the family's own learning rule (``models.rules``) for
+            networks that do not learn by backpropagation; None for backprop models.
     """
     name: str
     defaults: Mapping[str, Any]
@@ -41,6 +43,7 @@ class Family:
     count_params: Callable[[dict], int]
     reference: str
     validate: Callable[[dict], None] | None = None
+    learning_rule: str | None = None
 
     def variant(self, overrides: Mapping[str, Any], **preset) -> "ModelSpec":
         """Merge ``defaults <- preset <- overrides`` and validate the result.
@@ -180,8 +183,9 @@ def describe(name: str, **overrides) -> dict:
     Returns:
         dict with ``name``, ``family``, ``description``, ``reference``,
         ``defaults`` (the full configuration), ``input_shape``,
-        ``num_classes`` and ``params`` (expected parameter count from the
-        family's closed-form formula).
+        ``num_classes`` (None for families without classes, e.g. Hopfield),
+        ``learning_rule`` (None: backpropagation) and ``params`` (expected
+        parameter count from the family's closed-form formula).
 
     Raises:
         UnknownModelError: unknown name.
@@ -196,6 +200,7 @@ def describe(name: str, **overrides) -> dict:
         "reference": spec.family.reference,
         "defaults": config,
         "input_shape": list(spec.config["input_shape"]),
-        "num_classes": spec.config["num_classes"],
+        "num_classes": spec.config.get("num_classes"),
+        "learning_rule": spec.family.learning_rule,
         "params": spec.expected_params(),
     }

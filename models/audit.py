@@ -5,7 +5,9 @@ with its shapes, weights and biases, the formula written the way the course
 writes it (``(1024 x 5) + 5 = 5,125``), trainable and non-trainable counts,
 multiply-accumulates per example, the activation and the storage size.
 Counts come from the layer's own variables, so the totals equal
-``model.count_params()`` for any model, not only ours.
+``model.count_params()`` for any model, not only ours. A layer whose count
+the course writes differently (a symmetric Hopfield matrix: n x n stored,
+n(n-1)/2 independent) defines ``audit_formula() -> (formula, note)``.
 """
 from __future__ import annotations
 
@@ -34,7 +36,9 @@ class AuditRow:
 
     ``weights`` counts kernels (and other learned tensors such as BN's gamma
     or PReLU's alpha), ``biases`` bias/beta vectors, ``statistics`` BN's moving
-    mean and variance; ``params = weights + biases + statistics``.
+    mean and variance; ``params = weights + biases + statistics``. ``note`` is
+    what the layer adds about its count (e.g. a symmetric matrix's independent
+    entries).
     """
     name: str
     type: str
@@ -52,6 +56,7 @@ class AuditRow:
     bytes_float32: int
     bytes_float16: int
     bytes_int8: int
+    note: str = ""
 
 
 @dataclass
@@ -171,6 +176,11 @@ def _row(layer, prefix: str, consumers: dict, seen: set) -> AuditRow:
         terms.append(_term(short, tuple(var.shape)))
     params = weights + biases + stats
     formula = f"{' + '.join(terms)} = {params:,}" if terms else "0"
+    note = ""
+    if hasattr(layer, "audit_formula"):
+        # Layers of the classic nets write their own count, e.g. Hopfield's
+        # "(64 x 64) = 4,096" with the note "symmetric, zero diagonal: 2,016 independent".
+        formula, note = layer.audit_formula()
     output = _safe(lambda: layer.output)
     # An InputLayer has no input tensor; its "input" is what it outputs.
     source = output if isinstance(layer, keras.layers.InputLayer) else _safe(lambda: layer.input)
@@ -185,6 +195,7 @@ def _row(layer, prefix: str, consumers: dict, seen: set) -> AuditRow:
         macs=_macs(layer, kernel, output),
         activation=_activation_of(layer, consumers),
         **{f"bytes_{d}": params * n for d, n in _BYTES.items()},
+        note=note,
     )
 
 
@@ -348,7 +359,8 @@ def _markdown(a: Audit) -> str:
         if not row.params:
             continue
         lines.append(f"- `{row.name}` ({row.type}): {row.formula}"
-                     + (f"  (non-trainable: {row.non_trainable:,})" if row.non_trainable else ""))
+                     + (f"  (non-trainable: {row.non_trainable:,})" if row.non_trainable else "")
+                     + (f"; {row.note}" if row.note else ""))
     lines += ["", "| Layer | Type | Input | Output | Weights | Biases | Trainable | "
               "Non-trainable | Formula | MACs | Activation | float32 B | float16 B | int8 B |",
               "|---|---|---|---|--:|--:|--:|--:|---|--:|---|--:|--:|--:|"]

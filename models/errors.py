@@ -12,3 +12,7 @@ class ModelConfigError(ValueError):
 
 class ModelLoadError(ValueError):
     """Raised when a file cannot be loaded safely as a Keras model."""
+
+
+class LearningRuleError(ValueError):
+    """Raised for a model without a learning rule, bad rule parameters or bad data."""
