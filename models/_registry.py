@@ -36,6 +36,10 @@ class Family:
             it may normalise values in place (e.g. a list to a tuple).
         learning_rule: name of the family's own learning rule (``models.rules``) for
             networks that do not learn by backpropagation; None for backprop models.
+        derive: optional ``derive(config, given)`` run before ``validate``: fills sizes
+            that default from each other (e.g. ``units`` from ``input_shape`` and vice
+            versa); ``given`` is the set of keys the caller or preset set, so it can tell
+            a default from an explicit contradiction.
     """
     name: str
     defaults: Mapping[str, Any]
@@ -44,6 +48,7 @@ class Family:
     reference: str
     validate: Callable[[dict], None] | None = None
     learning_rule: str | None = None
+    derive: Callable[[dict, set], None] | None = None
 
     def variant(self, overrides: Mapping[str, Any], **preset) -> "ModelSpec":
         """Merge ``defaults <- preset <- overrides`` and validate the result.
@@ -61,6 +66,8 @@ class Family:
                     f"Accepted: {', '.join(accepted)}. Received: {key}={overrides.get(key, preset.get(key))!r}")
         config = {**self.defaults, **preset, **overrides}
         config = _layers.validate_common(config)
+        if self.derive is not None:
+            self.derive(config, set(preset) | set(overrides))
         if self.validate is not None:
             self.validate(config)
         return ModelSpec(family=self, config=config)

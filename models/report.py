@@ -56,6 +56,7 @@ def models_markdown(pattern: str = "*", exclude=()) -> str:
              "|---|--:|---|--:|---|---|"]
     for row in models_table(pattern, exclude):
         shape = " x ".join(str(d) for d in row["input_shape"])
-        lines.append(f"| `{row['name']}` | {row['params']:,} | {shape} | {row['num_classes']:,} | "
+        classes = "-" if row["num_classes"] is None else f"{row['num_classes']:,}"  # memory nets
+        lines.append(f"| `{row['name']}` | {row['params']:,} | {shape} | {classes} | "
                      f"{row['description']} | {row['reference']} |")
     return "\n".join(lines) + "\n"
