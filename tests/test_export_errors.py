@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import export
-from export import convert
+from export import convert, tflite_convert
 from export.__main__ import PROG, main
 from tests._export_helpers import tiny_model
 from utils.cli import run_cli
@@ -133,14 +133,15 @@ def test_tampered_artifact_fails_validation(fmt, tamper, tmp_path, monkeypatch):
     good = export.export_model(model, out, formats=[fmt])
     good_bytes = (out / good["artifacts"][0]["path"]).read_bytes()
 
-    real = getattr(convert, f"to_{fmt}")
+    module = tflite_convert if fmt == "tflite" else convert
+    real = getattr(module, f"to_{fmt}")
 
     def wrong(model, path, *args, **kwargs):
         info = real(model, path, *args, **kwargs)
         tamper(path)
         return info
 
-    monkeypatch.setattr(convert, f"to_{fmt}", wrong)
+    monkeypatch.setattr(module, f"to_{fmt}", wrong)
     with pytest.raises(export.ValidationError) as exc:
         export.export_model(model, out, formats=[fmt])
     message = str(exc.value)

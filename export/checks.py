@@ -1,0 +1,202 @@
+"""Argument checks for ``export_model``: every user input is normalised or
+refused here, before a model is loaded or a file written.
+
+:func:`check_options` turns the keyword arguments into one frozen
+:class:`Options`; :func:`check_out_dir` and :func:`check_data` check the
+output path and the real-data arrays. Each failure is an
+:class:`~export.errors.ExportError` naming the value and the fix.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.errors import ExportError
+
+FORMATS = ("saved_model", "onnx", "tflite")
+QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+MANIFEST = "manifest.json"
+_QUANT_ALIASES = {"none": None, "float32": None, "fp32": None, "fp16": "float16"}
+
+
+@dataclass(frozen=True)
+class Options:
+    """The checked, normalised export request (see ``export_model`` for each field)."""
+
+    formats: tuple
+    variants: tuple  # TFLite quantizations, None = float32
+    opset: int | None
+    atol: float | None
+    allow_flex: bool
+    fixed_batch: int | None
+    int8_io: bool
+    logits_only: bool
+    int8_float_head: bool
+    static_flatten: bool
+    validate: bool
+
+
+def _closest(value, choices) -> str:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=2, cutoff=0.4)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def check_formats(formats) -> list[str]:
+    """Normalise ``formats`` (a sequence or comma-separated string).
+
+    Raises:
+        ExportError: empty, or a name outside :data:`FORMATS`.
+    """
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    formats = list(dict.fromkeys(formats or ()))
+    if not formats:
+        raise ExportError(f"No export format given. Choose from {', '.join(FORMATS)}.")
+    for f in formats:
+        if f not in FORMATS:
+            raise ExportError(f"Unknown export format {f!r}.{_closest(f, FORMATS)} "
+                              f"Valid formats: {', '.join(FORMATS)}. Received: formats={formats}")
+    return formats
+
+
+def check_quantize(quantize) -> list:
+    """Normalise ``quantize`` to a list of TFLite variants (None = float32).
+
+    Accepts None, one name, a comma-separated string or a sequence;
+    "none"/"float32" stand for the unquantized model.
+
+    Raises:
+        ExportError: a name outside :data:`QUANTIZATIONS`.
+    """
+    if quantize is None:
+        return [None]
+    items = quantize.split(",") if isinstance(quantize, str) else list(quantize)
+    out = []
+    for q in items:
+        q = q.strip().lower() if isinstance(q, str) else q
+        q = _QUANT_ALIASES.get(q, q)
+        if q not in QUANTIZATIONS:
+            names = [n for n in QUANTIZATIONS if n] + ["none"]
+            raise ExportError(f"Unknown quantization {q!r}.{_closest(q, names)} Valid: "
+                              f"{', '.join(names)}. Received: quantize={quantize!r}")
+        if q not in out:
+            out.append(q)
+    return out or [None]
+
+
+def _check_opset(opset, formats):
+    if "onnx" not in formats:
+        return opset
+    from export import onnx_ops
+    max_opset = onnx_ops.default_opset()
+    if opset is None:
+        return max_opset
+    if not isinstance(opset, (int, np.integer)) or not 9 <= opset <= max_opset:
+        raise ExportError(f"opset must be an integer in 9..{max_opset} (newest supported "
+                          f"by both tf2onnx and onnxruntime). Received: opset={opset!r}")
+    return int(opset)
+
+
+def check_options(*, formats, quantize, representative_data, opset, validate, atol,
+                  allow_flex, fixed_batch, int8_io, logits_only, int8_float_head,
+                  static_flatten) -> Options:
+    """Check every argument of ``export_model`` that needs no model.
+
+    Returns:
+        The normalised :class:`Options`.
+
+    Raises:
+        ExportError: naming the bad argument, what was received and the fix.
+    """
+    formats = check_formats(formats)
+    variants = check_quantize(quantize)
+    if any(variants) and "tflite" not in formats:
+        raise ExportError(f"quantize={quantize!r} applies to TFLite only; add 'tflite' "
+                          f"to formats (received formats={formats}).")
+    if "int8" in variants and representative_data is None:
+        raise ExportError("quantize='int8' needs representative_data: real inputs [N, ...] "
+                          "for calibration and the top-1 check (CLI: --representative-data "
+                          "digits).")
+    if fixed_batch is not None and (not isinstance(fixed_batch, (int, np.integer))
+                                    or isinstance(fixed_batch, bool) or fixed_batch < 1):
+        raise ExportError(f"fixed_batch must be a positive integer or None. "
+                          f"Received: fixed_batch={fixed_batch!r}")
+    if atol is not None and not (isinstance(atol, (int, float)) and atol > 0):
+        raise ExportError(f"atol must be a positive number. Received: atol={atol!r}")
+    if int8_io and "int8" not in variants:
+        raise ExportError("int8_io=True needs quantize='int8'.")
+    return Options(formats=tuple(formats), variants=tuple(variants),
+                   opset=_check_opset(opset, formats), atol=atol,
+                   allow_flex=bool(allow_flex), fixed_batch=fixed_batch,
+                   int8_io=bool(int8_io), logits_only=bool(logits_only),
+                   int8_float_head=bool(int8_float_head),
+                   static_flatten=bool(static_flatten), validate=bool(validate))
+
+
+def check_out_dir(out_dir) -> Path:
+    """``out_dir`` as a Path, if it can be (re)placed by an export.
+
+    Raises:
+        ExportError: a file, a foreign non-empty directory, or unwritable.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"out_dir {str(out)!r} exists and is not a directory. "
+                          "Choose a new or export directory.")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        # Replacing the directory would delete files that are not ours.
+        raise ExportError(f"out_dir {str(out)!r} is not empty and holds no {MANIFEST}; "
+                          "refusing to replace it. Choose a new or empty directory.")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"Cannot create out_dir {str(out)!r}: {str(parent)!r} is "
+                          "not a writable directory. Choose another output path.")
+    return out
+
+
+def check_model_inputs(model) -> None:
+    """Refuse inputs with unknown non-batch dimensions (no converter fixes them).
+
+    Raises:
+        ExportError: naming the input and its shape.
+    """
+    for t in model.inputs:
+        if any(d is None for d in t.shape[1:]):
+            raise ExportError(f"Input {t.name!r} has unknown dimensions {list(t.shape)}; "
+                              "export needs every non-batch dimension fixed.")
+
+
+def _real_inputs(data, model):
+    """Real inputs as float32 ``[N, ...]`` matching the model's input."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not np.isscalar(data[1]):
+        data = data[0]  # (x, y) as returned by DatasetBundle.as_numpy
+    x = np.asarray(data, dtype=np.float32)
+    want = list(model.inputs[0].shape[1:])
+    if x.ndim != len(want) + 1 or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
+        raise ExportError(f"representative/validation data must be [N, {', '.join(map(str, want))}] "
+                          f"for this model. Received shape {list(x.shape)}.")
+    if len(x) < 7:
+        raise ExportError(f"representative/validation data needs at least 7 samples. Received {len(x)}.")
+    return x
+
+
+def check_data(model, representative_data, validation_data):
+    """The calibration and the checking inputs (checking defaults to calibration).
+
+    Returns:
+        ``(calibration, checking)``: float32 arrays, or None where not given.
+
+    Raises:
+        ExportError: wrong shape, fewer than 7 samples, or a multi-input model.
+    """
+    data = None if representative_data is None else _real_inputs(representative_data, model)
+    check = data if validation_data is None else _real_inputs(validation_data, model)
+    if data is not None and len(model.inputs) != 1:
+        raise ExportError("representative_data supports single-input models only.")
+    return data, check
