@@ -11,14 +11,13 @@ is the reference for the "agreement" column. Errors: one line, exit status 2.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from utils.cli import quiet_tensorflow, run_cli
+from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT",
                    help=".keras / .onnx / .tflite file, SavedModel or export directory")
     p.add_argument("--dataset", default="digits", help="dataset name (default: digits)")

@@ -12,7 +12,8 @@ import argparse
 import signal
 import sys
 
-from utils.cli import quiet_tensorflow, run_cli
+from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
+from utils.errors import UsageError
 
 EPILOG = """\
 run directory (--out, default runs/<model>):
@@ -33,18 +34,13 @@ Ctrl-C / SIGTERM stops at the next step boundary and keeps the last finished epo
 
 exit status: 0 done; 2 bad input (unknown model/activation/dataset, bad data folder,
 NaN/inf data, diverged loss, --resume with a different config, unwritable --out),
-always one line on stderr and nothing already saved is lost; 128+signal when interrupted.
+always one line on stderr and nothing already saved is lost; 128+signal when interrupted;
+1 internal error (a bug, not your input: ZOO_DEBUG=1 prints the traceback).
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # One line, exit 2, like every other bad input (argparse would add the usage).
-        raise ValueError(f"{message} (see train.py --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="train.py", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 argument_default=argparse.SUPPRESS)
     p.add_argument("--model", help="registered model (python -m models list); default exam_mlp")
@@ -101,7 +97,7 @@ def _num_classes(value: str):
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"--num-classes must be an integer or 'auto'; received {value!r}.") from None
+        raise UsageError(f"--num-classes must be an integer or 'auto'; received {value!r}.") from None
 
 
 def main(argv=None) -> int:

@@ -1,23 +1,15 @@
 """``python -m activations list | describe NAME | plot --out DIR``."""
 from __future__ import annotations
 
-import argparse
 import sys
 
-from utils.cli import run_cli
+from utils.cli import ArgumentParser, run_cli
 
 PROG = "python -m activations"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage, so errors stay one line."""
-
-    def error(self, message):
-        raise ValueError(message)
-
-
 def main(argv=None) -> int:
-    parser = _Parser(prog=PROG, description="The activation catalogue.")
+    parser = ArgumentParser(prog=PROG, description="The activation catalogue.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", help="print the catalogue as a table")
     listing.add_argument("pattern", nargs="?", default="*", help="fnmatch filter (default *)")

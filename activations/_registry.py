@@ -9,13 +9,7 @@ from typing import Callable
 
 import keras
 
-
-class UnknownActivationError(ValueError):
-    """Raised for a name that is not in the registry."""
-
-
-class ActivationParameterError(ValueError):
-    """Raised for an unknown or invalid activation parameter."""
+from activations.errors import ActivationParameterError, UnknownActivationError  # noqa: F401
 
 
 @dataclass(frozen=True)

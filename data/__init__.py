@@ -139,12 +139,12 @@ def _load_raw(name: str, limit):
 
 def _validate_args(batch_size, validation_fraction, limit):
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
+        raise DatasetError(f"batch_size must be a positive integer; received {batch_size!r}.")
     if not 0.0 < float(validation_fraction) < 1.0 - TEST_FRACTION:
-        raise ValueError(f"validation_fraction must be in (0, {1 - TEST_FRACTION}); "
+        raise DatasetError(f"validation_fraction must be in (0, {1 - TEST_FRACTION}); "
                          f"received {validation_fraction!r}.")
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None; received {limit!r}.")
+        raise DatasetError(f"limit must be a positive integer or None; received {limit!r}.")
 
 
 def load_dataset(name: str = DEFAULT_DATASET, *, batch_size: int = 128, seed: int = 0,
@@ -171,7 +171,7 @@ def load_dataset(name: str = DEFAULT_DATASET, *, batch_size: int = 128, seed: in
         DatasetNotInstalledError: fashion_mnist without the Debian package, etc.
         CorruptDatasetError: unreadable files, a folder without class subfolders.
         NonFiniteDataError: NaN or inf in the images.
-        ValueError: bad batch_size / validation_fraction / limit.
+        DatasetError: bad batch_size / validation_fraction / limit.
     """
     _validate_args(batch_size, validation_fraction, limit)
     raw = _load_raw(name, limit)

@@ -11,6 +11,8 @@ import functools
 
 import numpy as np
 
+from ._errors import DatasetError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -64,10 +66,10 @@ class DatasetBundle:
         """Return ``(x float32 [N,32,32,1], y int64 [N])`` of ``split``.
 
         Raises:
-            ValueError: unknown split name.
+            DatasetError: unknown split name.
         """
         if split not in SPLITS:
-            raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}.")
+            raise DatasetError(f"Unknown split {split!r}; choose one of {SPLITS}.")
         x, y = self._arrays[split]
         return x, y
 
@@ -90,7 +92,7 @@ class DatasetBundle:
         For training loops that gather batches themselves (see training/loop.py).
         """
         if split not in SPLITS:
-            raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}.")
+            raise DatasetError(f"Unknown split {split!r}; choose one of {SPLITS}.")
         return self._tensors[split]
 
     def epoch_order(self, epoch: int) -> np.ndarray:
@@ -141,7 +143,7 @@ class DatasetBundle:
     def pipeline(self, split: str, batch_size: int | None = None):
         """Unshuffled, batched, cached, prefetched pipeline of any split."""
         if split not in SPLITS:
-            raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}.")
+            raise DatasetError(f"Unknown split {split!r}; choose one of {SPLITS}.")
         return self._eval_pipeline(split, batch_size)
 
     @functools.cached_property

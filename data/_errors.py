@@ -1,8 +1,10 @@
-"""Typed dataset errors: every one is a ValueError the CLI turns into one line."""
+"""Typed dataset errors: every one is a ``utils.errors.ZooError`` the CLI turns into one line."""
 from __future__ import annotations
 
+from utils.errors import ZooError
 
-class DatasetError(ValueError):
+
+class DatasetError(ZooError):
     """A dataset could not be loaded; the message says why and how to fix it."""
 
 

@@ -10,8 +10,8 @@ import os
 import sys
 import traceback
 
-# Same set the command line treats as "the user asked for something wrong".
-_USER_ERRORS = (ValueError, TypeError, KeyError, OSError, ImportError)
+# The command line's own rule decides what is bad input (exit 2) and what is a bug.
+from utils.cli import error_line, is_user_error
 
 
 def main(argv: list[str]) -> int:
@@ -28,11 +28,8 @@ def main(argv: list[str]) -> int:
         func = getattr(importlib.import_module(module_name), func_name)
         answer = {"result": func(request["payload"], report_progress)}
     except Exception as exc:  # noqa: BLE001 - everything is reported to the parent
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, KeyError):
-            message = message.strip("'\"")
-        answer = {"error": {"type": type(exc).__name__, "message": message,
-                            "user_error": isinstance(exc, _USER_ERRORS),
+        answer = {"error": {"type": type(exc).__name__, "message": error_line(exc),
+                            "user_error": is_user_error(exc),
                             "traceback": traceback.format_exc()}}
     finally:
         progress.close()

@@ -1,13 +1,15 @@
 """Typed errors of the evaluation package.
 
-Every error is a ``ValueError`` subclass so the command line turns it into one
+Every error is a ``utils.errors.ZooError`` (so ``ValueError``) subclass so the command line turns it into one
 line on stderr and exit status 2 (``utils.cli.run_cli``); the message names the
 bad value and how to fix it.
 """
 from __future__ import annotations
 
+from utils.errors import ZooError
 
-class EvaluationError(ValueError):
+
+class EvaluationError(ZooError):
     """Base class: something about the request cannot be evaluated."""
 
 

@@ -6,16 +6,16 @@ become one line on stderr and exit status 2 (``utils.cli.run_cli``).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from utils.cli import quiet_tensorflow, run_cli
+from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
+from utils.errors import UsageError
 
 PROG = "python -m export"
 
 
-def _export_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _export_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog=PROG, description="Export a .keras model to SavedModel / ONNX / TFLite, "
         "validated in each runtime. Benchmark an export: `python -m export bench DIR`.")
     p.add_argument("model", help="the .keras file")
@@ -46,8 +46,8 @@ def _export_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _bench_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"{PROG} bench",
+def _bench_parser() -> ArgumentParser:
+    p = ArgumentParser(prog=f"{PROG} bench",
                                 description="Latency of each artifact in its runtime.")
     p.add_argument("dir", help="export directory (with manifest.json)")
     p.add_argument("--keras", default=None, help="Keras model to time beside the artifacts "
@@ -55,6 +55,17 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", default="1,all", help="thread counts, e.g. 1,all")
     p.add_argument("--batches", default="1,256", help="batch sizes, e.g. 1,256")
     return p
+
+
+def _positive(text: str, flag: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"{flag} takes comma-separated positive integers; received {text!r} "
+                         f"(see {PROG} bench --help)")
+    return value
 
 
 def _dataset(name):
@@ -67,7 +78,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_tensorflow()
     if argv[:1] == ["matrix"]:
-        p = argparse.ArgumentParser(prog=f"{PROG} matrix", description="Export every "
+        p = ArgumentParser(prog=f"{PROG} matrix", description="Export every "
                                     "activation (ours and Keras') to every format; print "
                                     "a Markdown table.")
         p.add_argument("--pattern", default="*", help="fnmatch over ours:<name>/keras:<name> "
@@ -86,8 +97,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["bench"]:
         args = _bench_parser().parse_args(argv[1:])
         from export.bench import bench_markdown, benchmark
-        threads = [None if t.strip() == "all" else int(t) for t in args.threads.split(",")]
-        batches = [int(b) for b in args.batches.split(",")]
+        threads = [None if t.strip() == "all" else _positive(t, "--threads")
+                   for t in args.threads.split(",")]
+        batches = [_positive(b, "--batches") for b in args.batches.split(",")]
         print(bench_markdown(benchmark(args.dir, keras_path=args.keras, threads=threads,
                                        batches=batches)), end="")
         return 0

@@ -1,13 +1,15 @@
 """Typed export errors.
 
-All are ``ValueError`` subclasses so the command line reports them as one
+All are ``utils.errors.ZooError`` (so ``ValueError``) subclasses so the command line reports them as one
 line and exit status 2; callers that want a policy (fail vs. warn) catch the
 specific class, as with optimum's ``ShapeError`` / ``AtolError``.
 """
 from __future__ import annotations
 
+from utils.errors import ZooError
 
-class ExportError(ValueError):
+
+class ExportError(ZooError):
     """An export request that cannot be carried out (bad argument, bad model)."""
 
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from export.errors import ModelLoadError
+from export.errors import ExportError, ModelLoadError
 from utils.stderr import silenced_stderr_fd
 
 KINDS = ("keras", "saved_model", "onnx", "tflite")
@@ -73,12 +73,12 @@ class Runner:
             One float ``np.ndarray`` per output, ``[B, ...]``.
 
         Raises:
-            ValueError: the number of inputs or their shapes do not match
+            ExportError: the number of inputs or their shapes do not match
                 ``input_spec``.
         """
         arrays = _as_list(batch)
         if len(arrays) != len(self.input_spec):
-            raise ValueError(
+            raise ExportError(
                 f"{self.kind} artifact {self.path} takes {len(self.input_spec)} "
                 f"input(s); received {len(arrays)}.")
         for a, spec in zip(arrays, self.input_spec):
@@ -86,7 +86,7 @@ class Runner:
             got = list(a.shape[1:])
             if a.ndim != len(spec["shape"]) or any(
                     w is not None and w != g for w, g in zip(want, got)):
-                raise ValueError(
+                raise ExportError(
                     f"Input {spec['name']!r} of {self.path} expects shape "
                     f"{spec['shape']}; received {list(a.shape)}.")
         return [np.asarray(o) for o in self._run(arrays)]
@@ -412,18 +412,18 @@ def artifact_kind(path) -> str:
     """The runtime kind a path dispatches to (see :data:`KINDS`).
 
     Raises:
-        ValueError: the path is none of the known artifact kinds.
+        ExportError: the path is none of the known artifact kinds.
     """
     path = Path(path)
     if path.is_dir():
         if (path / "saved_model.pb").exists():
             return "saved_model"
-        raise ValueError(f"Directory {str(path)!r} is not a SavedModel "
+        raise ExportError(f"Directory {str(path)!r} is not a SavedModel "
                          "(no saved_model.pb inside).")
     kinds = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
     if path.suffix in kinds:
         return kinds[path.suffix]
-    raise ValueError(f"Unknown artifact type: {str(path)!r}. Expected a .keras, "
+    raise ExportError(f"Unknown artifact type: {str(path)!r}. Expected a .keras, "
                      ".onnx or .tflite file or a SavedModel directory.")
 
 
@@ -446,7 +446,7 @@ def load_artifact(path, *, num_threads: int | None = None) -> Runner:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: unknown artifact type, or a file that cannot be loaded.
+        ExportError: unknown artifact type, or a file that cannot be loaded.
     """
     path = Path(path)
     if not path.exists():

@@ -6,11 +6,11 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from utils.cli import quiet_tensorflow, run_cli
+from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
+from utils.errors import UsageError
 
 
 def _value(text: str):
@@ -31,17 +31,21 @@ def _overrides(args) -> dict:
     if args.num_classes is not None:
         out["num_classes"] = args.num_classes
     if args.input_shape is not None:
-        out["input_shape"] = tuple(int(d) for d in args.input_shape.split(","))
+        try:
+            out["input_shape"] = tuple(int(d) for d in args.input_shape.split(","))
+        except ValueError:
+            raise UsageError("--input-shape takes comma-separated integers, e.g. 32,32,1. "
+                             f"Received: {args.input_shape!r}") from None
     for item in args.set or ():
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set expects KEY=VALUE. Received: {item!r}")
+            raise UsageError(f"--set expects KEY=VALUE. Received: {item!r}")
         out[key.replace("-", "_")] = _value(value)
     return out
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__.splitlines()[0])
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m models", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'deep_mlp_*'")

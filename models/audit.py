@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import keras
 
 import activations
+from models.errors import ModelConfigError
 
 # Bytes per stored parameter for the sizes the export formats use.
 _BYTES = {"float32": 4, "float16": 2, "int8": 1}
@@ -75,7 +76,7 @@ class Audit:
     def size_bytes(self, dtype: str = "float32") -> int:
         """Storage of all parameters at ``dtype`` (float32, float16 or int8)."""
         if dtype not in _BYTES:
-            raise ValueError(f"dtype must be one of {', '.join(_BYTES)}. Received: dtype={dtype!r}")
+            raise ModelConfigError(f"dtype must be one of {', '.join(_BYTES)}. Received: dtype={dtype!r}")
         return self.total_params * _BYTES[dtype]
 
     def to_dict(self) -> dict:
@@ -115,12 +116,12 @@ def audit(model: keras.Model) -> Audit:
 
     Raises:
         TypeError: ``model`` is not a Keras model.
-        ValueError: the model is not built (no known input shape).
+        ModelConfigError: the model is not built (no known input shape).
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"audit() needs a keras.Model. Received: {type(model).__name__}")
     if not model.built:
-        raise ValueError(f"Model {model.name!r} is not built; call it on data or build it "
+        raise ModelConfigError(f"Model {model.name!r} is not built; call it on data or build it "
                          "with an input shape before auditing.")
     rows: list[AuditRow] = []
     seen: set[int] = set()

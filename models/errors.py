@@ -1,18 +1,23 @@
-"""Typed errors of the models package (all ValueError subclasses, so the CLI
-turns them into one line and exit status 2)."""
+"""Typed errors of the models package (``utils.errors.ZooError`` subclasses, so the
+command lines turn them into one line and exit status 2)."""
+from utils.errors import ZooError
 
 
-class UnknownModelError(ValueError):
+class ModelError(ZooError):
+    """Base class: a model request that cannot be carried out."""
+
+
+class UnknownModelError(ModelError):
     """Raised for a model name that is not registered."""
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(ModelError):
     """Raised for an unknown override or an invalid configuration value."""
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(ModelError):
     """Raised when a file cannot be loaded safely as a Keras model."""
 
 
-class LearningRuleError(ValueError):
+class LearningRuleError(ModelError):
     """Raised for a model without a learning rule, bad rule parameters or bad data."""

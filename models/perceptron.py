@@ -19,6 +19,7 @@ import numpy as np
 
 from models import _layers
 from models._registry import Family, register_model
+from models.errors import LearningRuleError
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def train_perceptron(X, y, epochs: int = 100, lr: float = 1.0) -> PerceptronResu
         contained a mistake (e.g. XOR, which no single line separates).
 
     Raises:
-        ValueError: shapes disagree, targets are not 0/1, epochs < 1 or lr <= 0.
+        LearningRuleError: shapes disagree, targets are not 0/1, epochs < 1 or lr <= 0.
 
     Example:
         >>> X = [[0, 0], [0, 1], [1, 0], [1, 1]]
@@ -76,14 +77,14 @@ def train_perceptron(X, y, epochs: int = 100, lr: float = 1.0) -> PerceptronResu
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"X must be [n_samples, n_features] and y [n_samples]. "
+        raise LearningRuleError(f"X must be [n_samples, n_features] and y [n_samples]. "
                          f"Received: X.shape={X.shape}, y.shape={y.shape}")
     if not np.isin(y, (0, 1)).all():
-        raise ValueError(f"y must contain only 0 and 1. Received: values={np.unique(y).tolist()}")
+        raise LearningRuleError(f"y must contain only 0 and 1. Received: values={np.unique(y).tolist()}")
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}")
+        raise LearningRuleError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}")
     if not lr > 0:
-        raise ValueError(f"lr must be > 0. Received: lr={lr!r}")
+        raise LearningRuleError(f"lr must be > 0. Received: lr={lr!r}")
     w = np.zeros(X.shape[1])
     b = 0.0
     errors = []

@@ -5,6 +5,7 @@ import keras
 
 from models._registry import describe, list_models
 from models.audit import audit
+from models.errors import ModelConfigError
 from models.loading import resolve_model
 
 FORMATS = ("md", "json", "csv")
@@ -30,10 +31,12 @@ def audit_report(target: str, fmt: str = "md", summary: bool = False, **override
         The report text.
 
     Raises:
-        ValueError: unknown format, name, override, or an unloadable file.
+        ModelConfigError: unknown format or bad override.
+        UnknownModelError: unknown name.
+        ModelLoadError: an unloadable file.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}. Received: format={fmt!r}")
+        raise ModelConfigError(f"format must be one of {', '.join(FORMATS)}. Received: format={fmt!r}")
     model = resolve_model(target, **overrides)
     result = audit(model)
     text = {"md": result.to_markdown, "json": result.to_json, "csv": result.to_csv}[fmt]()

@@ -1,8 +1,10 @@
-"""Typed training errors: ValueError subclasses the CLI turns into one line + exit 2."""
+"""Typed training errors: ``utils.errors.ZooError`` subclasses the CLI turns into one line + exit 2."""
 from __future__ import annotations
 
+from utils.errors import ZooError
 
-class TrainingError(ValueError):
+
+class TrainingError(ZooError):
     """Training could not start or continue; the message says why and how to fix it."""
 
 
