@@ -11,7 +11,7 @@ from _train_helpers import small_config, weights
 
 def test_lr_schedules_follow_their_formulas():
     from training import TrainConfig
-    from training.loop import make_lr_schedule
+    from training.factories import make_lr_schedule
 
     steps_per_epoch, epochs, lr = 10, 4, 0.02
     total = steps_per_epoch * epochs
@@ -30,10 +30,10 @@ def test_lr_schedules_follow_their_formulas():
 @pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop", "adamw"])
 def test_every_optimizer_name_builds(name):
     from training import OPTIMIZERS, TrainConfig
-    from training.loop import _make_optimizer
+    from training.factories import make_optimizer
 
     assert name in OPTIMIZERS
-    opt = _make_optimizer(TrainConfig(optimizer=name, lr=0.01), 5)
+    opt = make_optimizer(TrainConfig(optimizer=name, lr=0.01), 5)
     assert type(opt).__name__.lower() == name
 
 
@@ -186,9 +186,6 @@ def test_mirrored_strategy_matches_the_single_device_path(tmp_path):
 
 @pytest.mark.slow
 def test_export_flag_hands_the_model_to_the_exporter(tmp_path, capsys):
-    export = pytest.importorskip("export")
-    if not hasattr(export, "export_model"):
-        pytest.skip("export.export_model not in this checkout yet")
     import train as train_cli
     from utils.cli import run_cli
 

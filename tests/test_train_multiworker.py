@@ -178,7 +178,7 @@ def test_two_workers_on_loopback_train_like_one_process(tmp_path):
      ("chief", 0, True)),
 ])
 def test_chief_is_read_from_tf_config(tf_config, expected):
-    from training.loop import task_from_tf_config
+    from training.factories import task_from_tf_config
 
     env = {} if tf_config is None else {"TF_CONFIG": json.dumps(tf_config)}
     assert task_from_tf_config(env) == expected
@@ -186,7 +186,7 @@ def test_chief_is_read_from_tf_config(tf_config, expected):
 
 def test_malformed_tf_config_is_a_clear_error():
     from training.errors import TrainingError
-    from training.loop import task_from_tf_config
+    from training.factories import task_from_tf_config
 
     with pytest.raises(TrainingError, match="TF_CONFIG is not valid JSON.*received"):
         task_from_tf_config({"TF_CONFIG": "{'cluster': 1}"})

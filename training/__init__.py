@@ -12,7 +12,8 @@ from .compare import compare_activations
 from .config import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig, resume_config
 from .errors import ConfigMismatchError, DivergedError, RunDirectoryError, TrainingError
 from .diagnostics import dead_unit_fraction
-from .loop import TrainResult, describe_outputs, train
+from .loop import train
+from .outputs import TrainResult, describe_outputs
 
 __all__ = [
     "TrainConfig", "TrainResult", "train", "resume_config", "compare_activations", "describe_outputs",

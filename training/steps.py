@@ -35,102 +35,129 @@ def _correct(probs, y):
 
 
 class Steps:
-    """The compiled training chunk and evaluation function for one model/optimizer."""
+    """The compiled training chunk and evaluation function for one model/optimizer.
+
+    Attributes:
+        layer_names: layers whose gradient norms are tracked (empty unless
+            ``track_gradients``), input layer first.
+        fused: the single-replica XLA chunk is used (else the distributed one).
+        fused_chunk / distributed_chunk / evaluate_batch: the compiled functions.
+    """
 
     def __init__(self, model, optimizer, strategy, *, jit_compile: bool, track_gradients: bool):
-        import keras
         import tensorflow as tf
 
         self.model, self.optimizer, self.strategy = model, optimizer, strategy
-        variables = model.trainable_variables
-        self.layer_names, group = _layer_groups(variables) if track_gradients else ([], None)
-        n_layers = len(self.layer_names)
-        replicas = strategy.num_replicas_in_sync
-        loss_scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer only
-
-        def replica_step(x, y):
-            with tf.GradientTape() as tape:
-                probs = tf.cast(model(x, training=True), tf.float32)
-                per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
-                sum_loss = tf.reduce_sum(per_example)
-                count = tf.cast(tf.shape(y)[0], tf.float32)
-                if replicas == 1:
-                    loss = sum_loss / count
-                else:
-                    # Mean over the global batch (gradients are summed across replicas).
-                    # Its size comes from an all-reduce, not count * replicas: an odd or
-                    # last partial batch splits unevenly (even 1 + 0 examples).
-                    ctx = tf.distribute.get_replica_context()
-                    loss = sum_loss / ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
-                if model.losses:
-                    loss += tf.add_n(model.losses) / replicas
-                scaled = optimizer.scale_loss(loss)
-            grads = tape.gradient(scaled, variables)
-            # Read before apply(): a LossScaleOptimizer may change its scale there.
-            scale = None if loss_scale is None else tf.identity(loss_scale.value)
-            optimizer.apply(grads, variables)
-            correct = _correct(probs, y)
-            if n_layers:
-                sq = tf.stack([tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads])
-                layer_sq = tf.linalg.matvec(tf.constant(group), sq)
-                if scale is not None:  # float16 loss scaling: report the true gradient
-                    layer_sq = layer_sq / tf.square(tf.cast(scale, tf.float32))
-            else:
-                layer_sq = tf.zeros([0])
-            return sum_loss, correct, count, layer_sq
-
-        SUM = tf.distribute.ReduceOp.SUM
-        self.fused = replicas == 1 and not isinstance(strategy, tf.distribute.MirroredStrategy)
-
-        def fused_chunk(x_all, y_all, idx, n):
-            """Up to idx.shape[0] steps in one call: batches gathered in-graph, no tf.data."""
-            size = idx.shape[0]
-
-            def body(i, losses, corrects, norm_sum):
-                s_loss, s_correct, s_count, s_sq = replica_step(tf.gather(x_all, idx[i]),
-                                                                tf.gather(y_all, idx[i]))
-                return (i + 1, losses.write(i, s_loss / s_count), corrects.write(i, s_correct),
-                        norm_sum + tf.sqrt(s_sq))
-
-            # An explicit while_loop with a static maximum keeps ``n`` a runtime value:
-            # one XLA compile serves every chunk length.
-            _, losses, corrects, norm_sum = tf.while_loop(
-                lambda i, *_: i < n, body,
-                (tf.constant(0), tf.TensorArray(tf.float32, size=size),
-                 tf.TensorArray(tf.float32, size=size), tf.zeros([n_layers])),
-                maximum_iterations=size)
-            return losses.stack(), corrects.stack(), norm_sum
-
-        def distributed_chunk(iterator, n):
-            losses = tf.TensorArray(tf.float32, size=n)
-            corrects = tf.TensorArray(tf.float32, size=n)
-            counts = tf.TensorArray(tf.float32, size=n)
-            norm_sum = tf.zeros([n_layers])
-            for i in tf.range(n):
-                x, y = next(iterator)
-                out = strategy.run(replica_step, args=(x, y))
-                s_loss, s_correct, s_count, s_sq = (strategy.reduce(SUM, t, axis=None)
-                                                    for t in out)
-                losses = losses.write(i, s_loss / s_count)
-                corrects = corrects.write(i, s_correct)
-                counts = counts.write(i, s_count)
-                norm_sum += tf.sqrt(s_sq)
-            return losses.stack(), corrects.stack(), counts.stack(), norm_sum
-
+        self.variables = model.trainable_variables
+        self.layer_names, self._group = (_layer_groups(self.variables) if track_gradients
+                                         else ([], None))
+        self._replicas = strategy.num_replicas_in_sync
+        self._loss_scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer only
+        self.fused = (self._replicas == 1
+                      and not isinstance(strategy, tf.distribute.MirroredStrategy))
         # Single replica: the whole multi-step loop is one XLA program. Several
         # replicas: tf.data + strategy.run (XLA cannot compile the cross-replica merge).
-        self.fused_chunk = tf.function(fused_chunk, jit_compile=bool(jit_compile))
-        self.distributed_chunk = tf.function(distributed_chunk)
-
-        @tf.function(input_signature=[
+        self.fused_chunk = tf.function(self._fused_chunk, jit_compile=bool(jit_compile))
+        self.distributed_chunk = tf.function(self._distributed_chunk)
+        self.evaluate_batch = tf.function(self._evaluate_batch, input_signature=[
             tf.TensorSpec([None, *model.input_shape[1:]], tf.float32),
             tf.TensorSpec([None], tf.int32)])
-        def evaluate_batch(x, y):
-            probs = tf.cast(model(x, training=False), tf.float32)
-            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
-            return loss, _correct(probs, y)
 
-        self.evaluate_batch = evaluate_batch
+    def _loss(self, probs, y):
+        """``(sum of per-example losses, example count, loss to differentiate)``."""
+        import keras
+        import tensorflow as tf
+
+        per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
+        sum_loss = tf.reduce_sum(per_example)
+        count = tf.cast(tf.shape(y)[0], tf.float32)
+        if self._replicas == 1:
+            loss = sum_loss / count
+        else:
+            # Mean over the global batch (gradients are summed across replicas).
+            # Its size comes from an all-reduce, not count * replicas: an odd or
+            # last partial batch splits unevenly (even 1 + 0 examples).
+            ctx = tf.distribute.get_replica_context()
+            loss = sum_loss / ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        if self.model.losses:
+            loss += tf.add_n(self.model.losses) / self._replicas
+        return sum_loss, count, loss
+
+    def _layer_squares(self, grads, scale):
+        """Squared gradient L2 norm of every tracked layer (``[0]`` when not tracking)."""
+        import tensorflow as tf
+
+        if not self.layer_names:
+            return tf.zeros([0])
+        sq = tf.stack([tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads])
+        layer_sq = tf.linalg.matvec(tf.constant(self._group), sq)
+        if scale is not None:  # float16 loss scaling: report the true gradient
+            layer_sq = layer_sq / tf.square(tf.cast(scale, tf.float32))
+        return layer_sq
+
+    def _replica_step(self, x, y):
+        """One optimizer step on this replica's batch: ``(sum_loss, correct, count, layer_sq)``."""
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            probs = tf.cast(self.model(x, training=True), tf.float32)
+            sum_loss, count, loss = self._loss(probs, y)
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.variables)
+        # Read before apply(): a LossScaleOptimizer may change its scale there.
+        scale = None if self._loss_scale is None else tf.identity(self._loss_scale.value)
+        self.optimizer.apply(grads, self.variables)
+        return sum_loss, _correct(probs, y), count, self._layer_squares(grads, scale)
+
+    def _fused_chunk(self, x_all, y_all, idx, n):
+        """Up to idx.shape[0] steps in one call: batches gathered in-graph, no tf.data."""
+        import tensorflow as tf
+
+        size = idx.shape[0]
+
+        def body(i, losses, corrects, norm_sum):
+            s_loss, s_correct, s_count, s_sq = self._replica_step(tf.gather(x_all, idx[i]),
+                                                                  tf.gather(y_all, idx[i]))
+            return (i + 1, losses.write(i, s_loss / s_count), corrects.write(i, s_correct),
+                    norm_sum + tf.sqrt(s_sq))
+
+        # An explicit while_loop with a static maximum keeps ``n`` a runtime value:
+        # one XLA compile serves every chunk length.
+        _, losses, corrects, norm_sum = tf.while_loop(
+            lambda i, *_: i < n, body,
+            (tf.constant(0), tf.TensorArray(tf.float32, size=size),
+             tf.TensorArray(tf.float32, size=size), tf.zeros([len(self.layer_names)])),
+            maximum_iterations=size)
+        return losses.stack(), corrects.stack(), norm_sum
+
+    def _distributed_chunk(self, iterator, n):
+        """``n`` steps through ``strategy.run``, each batch from the distributed iterator."""
+        import tensorflow as tf
+
+        SUM = tf.distribute.ReduceOp.SUM
+        losses = tf.TensorArray(tf.float32, size=n)
+        corrects = tf.TensorArray(tf.float32, size=n)
+        counts = tf.TensorArray(tf.float32, size=n)
+        norm_sum = tf.zeros([len(self.layer_names)])
+        for i in tf.range(n):
+            x, y = next(iterator)
+            out = self.strategy.run(self._replica_step, args=(x, y))
+            s_loss, s_correct, s_count, s_sq = (self.strategy.reduce(SUM, t, axis=None)
+                                                for t in out)
+            losses = losses.write(i, s_loss / s_count)
+            corrects = corrects.write(i, s_correct)
+            counts = counts.write(i, s_count)
+            norm_sum += tf.sqrt(s_sq)
+        return losses.stack(), corrects.stack(), counts.stack(), norm_sum
+
+    def _evaluate_batch(self, x, y):
+        """``(sum of losses, number correct)`` of one evaluation batch."""
+        import keras
+        import tensorflow as tf
+
+        probs = tf.cast(self.model(x, training=False), tf.float32)
+        loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
+        return loss, _correct(probs, y)
 
     def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
         """Run epoch ``epoch`` in compiled chunks; yield per chunk numpy
@@ -172,6 +199,7 @@ class Steps:
                 norms.numpy()
 
     def evaluate(self, dataset) -> tuple[float, float]:
+        """Mean loss and accuracy over a ``(x, y)`` dataset of batches."""
         total_loss = total_correct = total = 0.0
         for x, y in dataset:
             loss, correct = self.evaluate_batch(x, y)

@@ -1,0 +1,166 @@
+"""What a run leaves in its directory besides checkpoints.
+
+Per epoch: ``history.json``/``.csv`` and TensorBoard scalars. At the end:
+``model.keras``, ``audit.md``/``.json``, ``summary.json``, the plots and, with
+``--export``, the exported artifacts. Every file is written atomically
+(``utils.io``), so a reader sees the old or the new version, never half.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from pathlib import Path
+
+from utils.io import atomic_path, atomic_write_json, atomic_write_text
+
+from . import plots
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        run_dir: the run directory.
+        paths: name -> path of every file written (model, config, history, plots, ...).
+        history: one dict per completed epoch.
+        epochs_completed: epochs in the last checkpoint.
+        interrupted: a signal name ("SIGINT"/"SIGTERM") if training was stopped, else None.
+        stopped_early: early stopping ended the run.
+        resumed_from: epochs already done when this call started (0 for a fresh run).
+        test_loss / test_accuracy: on the test split (None if interrupted).
+        dead_fraction: share of hidden units that output 0 for every validation image.
+        model: the trained keras.Model.
+        chief: this process wrote the run directory (False on the other workers
+            of a multi-worker cluster: they write nothing, see ``task_from_tf_config``).
+    """
+    run_dir: Path
+    paths: dict
+    history: list
+    epochs_completed: int
+    interrupted: str | None = None
+    stopped_early: bool = False
+    resumed_from: int = 0
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    dead_fraction: float | None = None
+    model: object = None
+    chief: bool = True
+
+
+def write_history(run_dir: Path, history: list[dict]) -> dict:
+    """``history.json`` and ``history.csv`` (one row per epoch, the union of the keys)."""
+    paths = {"history_json": atomic_write_json(run_dir / "history.json", history)}
+    keys = []
+    for record in history:
+        keys += [k for k in record if k not in keys]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    paths["history_csv"] = atomic_write_text(run_dir / "history.csv", buffer.getvalue())
+    return paths
+
+
+def log_tensorboard(writer, record: dict) -> None:
+    """Epoch scalars as TensorBoard "scalars" events.
+
+    Written with ``tf.summary.write`` and the scalars plugin's metadata, which is
+    what ``tensorboard.summary.scalar`` writes: TensorFlow's wheel does not
+    install the ``tensorboard`` package, and writing needs none of it.
+    """
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+        data_class=summary_pb2.DATA_CLASS_SCALAR)
+    with writer.as_default():
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                tf.summary.write(key, tf.constant(value, tf.float32), step=record["epoch"],
+                                 metadata=metadata)
+    writer.flush()
+
+
+def write_final(config, run_dir: Path, bundle, model, result: TrainResult, log) -> None:
+    """The end of a complete run: model, audit, summary, plots and the optional export.
+
+    ``result`` already holds the test metrics; its ``paths`` gain every file written.
+    """
+    import models
+
+    paths, history = result.paths, result.history
+    with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+    paths["model"] = run_dir / "model.keras"
+    audit = models.audit(model)
+    paths["audit_md"] = atomic_write_text(run_dir / "audit.md", audit.to_markdown())
+    paths["audit_json"] = atomic_write_text(run_dir / "audit.json", audit.to_json())
+    summary = {"model": config.model, "activation": config.activation, "dataset": config.dataset,
+               "epochs_completed": result.epochs_completed, "stopped_early": result.stopped_early,
+               "test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
+               "dead_fraction": result.dead_fraction, "params": int(model.count_params()),
+               "final": history[-1] if history else None}
+    paths["summary"] = atomic_write_json(run_dir / "summary.json", summary)
+    if history:
+        title = f"{config.model} ({config.activation or 'default'}) on {config.dataset}"
+        paths["plot_curves"] = plots.plot_curves(history, run_dir / "curves.png", title)
+        if config.track_gradients:
+            paths["plot_gradients"] = plots.plot_gradient_norms(
+                history, run_dir / "gradient_norms.png", title)
+    paths["tensorboard"] = run_dir / "tensorboard"
+    paths["checkpoints"] = run_dir / "checkpoints"
+    if config.export:
+        export_run(run_dir, bundle, paths, log)
+
+
+def export_run(run_dir: Path, bundle, paths: dict, log) -> None:
+    """``--export``: float32 artifacts plus an int8 TFLite into ``run_dir/export``.
+
+    The int8 file is calibrated on training images and its top-1 agreement is
+    measured on held-out test images; a weakly trained model whose int8 file
+    misses the agreement bound still ships its float32 artifacts.
+    """
+    import export
+
+    x_train, _ = bundle.as_numpy("train")
+    x_test, _ = bundle.as_numpy("test")
+    kwargs = dict(representative_data=x_train[:1000], validation_data=x_test)
+    try:
+        manifest = export.export_model(run_dir / "model.keras", run_dir / "export",
+                                       quantize=(None, "int8"), **kwargs)
+    except export.ValidationError as exc:
+        # Near-tied classes that int8 rounding flips: only the int8 file is left out.
+        if not all(f["artifact"].endswith("_int8.tflite") for f in exc.failures):
+            raise
+        log(f"--export: int8 TFLite left out, it failed validation ({exc}); "
+            f"float32 artifacts follow.")
+        manifest = export.export_model(run_dir / "model.keras", run_dir / "export", **kwargs)
+    paths["export"] = run_dir / "export"
+    for art in manifest.get("artifacts", []):
+        log(f"  export: {art['format']:<11} {art.get('quantization') or 'float32':<8} "
+            f"{art['path']:<18} {art.get('size_bytes', 0):>9,} bytes  "
+            f"{_validation_summary(art.get('validation'))}")
+
+
+def _validation_summary(val) -> str:
+    if not isinstance(val, dict):
+        return "not validated"
+    verdict = "validated" if val.get("passed") else "FAILED validation"
+    if "top1_agreement" in val:
+        return (f"{verdict}: top-1 agreement {val['top1_agreement']:.2%} with Keras "
+                f"on {val.get('samples')} held-out images (bound {val.get('top1_bound'):.0%})")
+    if "max_abs_diff" in val:
+        return f"{verdict}: max |diff| vs Keras {val['max_abs_diff']:.1e} (atol {val.get('atol')})"
+    return verdict
+
+
+def describe_outputs(result: TrainResult) -> str:
+    """Human-readable list of where everything went."""
+    lines = [f"run directory: {result.run_dir}"]
+    for key, path in sorted(result.paths.items()):
+        if key != "run_dir":
+            lines.append(f"  {key:15s} {path}")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""The run directory policy: what a run writes, and when ``--out`` may be used.
+
+A run directory belongs to one run. A new run refuses a directory that holds
+one (``--resume`` continues it, ``--overwrite`` replaces it, deleting only the
+files listed here); ``--resume`` needs its ``config.json``. Every check happens
+before any slow work, so bad input costs nothing and damages nothing.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .config import TrainConfig
+from .errors import RunDirectoryError
+
+# Everything a run writes into its directory; --overwrite removes exactly these.
+RUN_FILES = ("model.keras", "config.json", "history.json", "history.csv", "summary.json",
+             "audit.md", "audit.json", "curves.png", "gradient_norms.png")
+RUN_DIRS = ("checkpoints", "tensorboard", "export", "plots")
+
+
+def remove_run(run_dir: Path) -> None:
+    """Delete the files and directories a run wrote (and nothing else) from ``run_dir``."""
+    for name in RUN_DIRS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _resumable(config: TrainConfig, run_dir: Path, fix: str) -> TrainConfig:
+    """The saved config of ``run_dir``, once ``config`` is known to continue it."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise RunDirectoryError(f"Nothing to resume in {str(run_dir)!r} (no config.json). {fix}")
+    saved = TrainConfig.load(config_path)
+    config.check_resumable_from(saved)
+    return saved
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirectoryError(f"Output directory {str(run_dir)!r} is not writable "
+                                f"({exc.strerror or exc}). Fix: choose another --out.") from exc
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool = False,
+                    chief: bool = True) -> tuple[Path, TrainConfig | None]:
+    """Check ``config.out`` before any work; return it and the saved config (resume only).
+
+    A non-chief worker of a cluster only reads: it must never delete or create
+    files that the chief (possibly on a shared filesystem, at the same moment)
+    is writing.
+
+    Raises:
+        RunDirectoryError: unwritable; holds a run and neither ``resume`` nor
+            ``overwrite``; nothing to resume.
+        ConfigMismatchError: ``resume`` with settings that differ from the saved run.
+    """
+    run_dir = Path(config.out)
+    if not chief:
+        if not resume:
+            return run_dir, None
+        return run_dir, _resumable(config, run_dir, (
+            "Fix: every worker must see the chief's run directory (a shared filesystem) to "
+            "--resume; otherwise start a new run."))
+    _check_writable(run_dir)
+    if resume:
+        return run_dir, _resumable(config, run_dir, "Fix: drop --resume to start a new run.")
+    if (run_dir / "config.json").is_file():
+        if not overwrite:
+            raise RunDirectoryError(f"{str(run_dir)!r} already holds a run (config.json). Fix: "
+                                    "pass --resume to continue it, --overwrite to replace it, or "
+                                    "choose another --out.")
+        remove_run(run_dir)
+    return run_dir, None
