@@ -11,6 +11,7 @@ import dataclasses
 import gzip
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -261,12 +262,18 @@ def load_folder(path: str | os.PathLike, limit=None) -> RawData:
                                       f"({', '.join(IMAGE_EXTENSIONS)}).")
         for file in files:
             try:
-                with Image.open(file) as im:
+                # A decompression bomb (a small file declaring billions of pixels) is
+                # refused before it is decoded; PIL only warns below twice its limit.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    im = Image.open(file)
+                with im:
                     im = im.convert("L")
                     if im.size != (IMAGE_SIZE, IMAGE_SIZE):
                         im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
                     xs.append(np.asarray(im, dtype=np.uint8))
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            except (UnidentifiedImageError, Image.DecompressionBombError,
+                    Image.DecompressionBombWarning, OSError, SyntaxError, ValueError) as exc:
                 raise CorruptDatasetError(f"Cannot read image {str(file)!r}: {exc}. "
                                           "Fix: remove or replace the file.") from exc
             ys.append(label)
@@ -293,7 +300,13 @@ def load_npz(path: str | os.PathLike, limit=None) -> RawData:
     for pool, (xk, yk) in {"all": ("x", "y"), "test": ("x_test", "y_test")}.items():
         if xk not in arrays:
             continue
-        x_raw, y = arrays[xk], arrays[yk].astype(np.int64).reshape(-1)
+        if yk not in arrays:
+            raise CorruptDatasetError(f"{str(path)!r} has {xk!r} but no {yk!r} labels.")
+        try:
+            x_raw, y = arrays[xk], arrays[yk].astype(np.int64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise CorruptDatasetError(f"{str(path)!r}: labels {yk!r} are not integers "
+                                      f"({exc}).") from None
         if len(x_raw) != len(y):
             raise CorruptDatasetError(f"{str(path)!r}: {len(x_raw)} images in {xk!r} but "
                                       f"{len(y)} labels in {yk!r}.")
