@@ -5,21 +5,20 @@ An ARTIFACT is a ``.keras`` file, a SavedModel directory, an ``.onnx`` file, a
 all the artifacts it lists). The checks here only read bytes and parse
 protobufs in Python; they never hand a file to a native runtime, so they cannot
 crash this process. What they cannot see (a bit flip deep inside a flatbuffer)
-is caught by running the artifact in an isolated child (``evaluation.isolation``).
+is caught by running the artifact in an isolated child (``utils.isolation``).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from export.checks import MANIFEST
+from export.runtime import KINDS, SAVED_MODEL_FILES, artifact_kind  # noqa: F401  (KINDS)
+from utils.errors import ModelLoadError
+
 from .errors import ArtifactError
 
-KINDS = ("keras", "saved_model", "onnx", "tflite")
-_SUFFIX_KIND = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
 _DESCRIPTION = {
     "keras": "Keras v3 model file (.keras zip archive)",
     "saved_model": "TensorFlow SavedModel",
@@ -63,26 +62,16 @@ def describe_kind(kind: str) -> str:
 def detect_kind(path: str | os.PathLike) -> str:
     """The kind of a single artifact path (not an export directory).
 
+    ``export.runtime.artifact_kind`` decides (the one detection, shared with
+    export's validation and bench); its error becomes an :class:`ArtifactError`.
+
     Raises:
         ArtifactError: the path does not exist or is not a supported kind.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ArtifactError(
-            f"Artifact not found: '{path}'. Pass a .keras, .onnx or .tflite file, a SavedModel "
-            f"directory or an export directory with manifest.json.")
-    if path.is_dir():
-        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-            return "saved_model"
-        raise ArtifactError(
-            f"Directory '{path}' is neither a SavedModel (no saved_model.pb) nor an export "
-            f"directory (no manifest.json).")
-    kind = _SUFFIX_KIND.get(path.suffix.lower())
-    if kind is None:
-        raise ArtifactError(
-            f"Unsupported artifact '{path}' (suffix '{path.suffix}'). Supported: .keras, .onnx, "
-            f".tflite files, SavedModel directories and export directories with manifest.json.")
-    return kind
+    try:
+        return artifact_kind(path)
+    except ModelLoadError as exc:
+        raise ArtifactError(str(exc)) from None
 
 
 def resolve(paths: list[str | os.PathLike]) -> list[Artifact]:
@@ -104,7 +93,7 @@ def resolve(paths: list[str | os.PathLike]) -> list[Artifact]:
     found: list[Artifact] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir() and (path / "manifest.json").exists():
+        if path.is_dir() and (path / MANIFEST).exists():
             found.extend(_from_manifest(path))
         else:
             found.append(Artifact(path=path, kind=detect_kind(path), label=str(raw)))
@@ -112,29 +101,21 @@ def resolve(paths: list[str | os.PathLike]) -> list[Artifact]:
 
 
 def _from_manifest(directory: Path) -> list[Artifact]:
-    manifest_path = directory / "manifest.json"
+    from export import manifest as manifest_io
+
     try:
-        manifest = json.loads(manifest_path.read_text())
-        entries = manifest["artifacts"]
-        if not isinstance(entries, list):
-            raise TypeError("'artifacts' is not a list")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(
-            f"Cannot read the export manifest '{manifest_path}': {exc}. Re-run the export, or "
-            f"pass the artifact files themselves.") from None
-    if not entries:
-        raise ArtifactError(f"The export manifest '{manifest_path}' lists no artifacts.")
+        entries = manifest_io.read(directory)["artifacts"]
+        if not entries:
+            raise ArtifactError(f"The export manifest '{directory / MANIFEST}' lists no "
+                                "artifacts.")
+        paths = [manifest_io.artifact_path(directory, entry) for entry in entries]
+    except manifest_io.ManifestError as exc:
+        raise ArtifactError(str(exc)) from None
     artifacts = []
-    for entry in entries:
-        try:
-            rel = entry["path"]
-        except (KeyError, TypeError):
-            raise ArtifactError(
-                f"An entry of '{manifest_path}' has no 'path'. Received: {entry!r}") from None
-        path = directory / rel
+    for entry, path in zip(entries, paths):
         kind = detect_kind(path)
         quant = entry.get("quantization")
-        label = f"{directory.name}/{rel}" + (f" [{quant}]" if quant else "")
+        label = f"{directory.name}/{entry['path']}" + (f" [{quant}]" if quant else "")
         artifacts.append(Artifact(path=path, kind=kind, label=label, quantization=quant,
                                   manifest_entry=entry))
     return artifacts
@@ -159,21 +140,29 @@ def check(artifact: Artifact) -> None:
     * every file: exists and is not empty;
     * ``.tflite``: the "TFL3" identifier at bytes 4..8;
     * ``.onnx``: parses as an ONNX protobuf and passes ``onnx.checker``;
-    * ``.keras``: is a zip archive with ``config.json``;
+    * ``.keras``: the archive checks of ``models.loading.read_config`` (zip, member
+      names and sizes, ``config.json``);
     * SavedModel: ``saved_model.pb`` is not empty;
-    * a file from an export manifest: its size and sha256 are the recorded ones.
+    * an artifact from an export manifest (file or SavedModel directory): its size and
+      sha256 are the recorded ones (``export.manifest.verify``).
 
     Raises:
         ArtifactError: naming the file, what is wrong and what to do.
     """
     path, kind = artifact.path, artifact.kind
     bad = f"'{path}' is not a valid {artifact.description}"
-    if artifact.manifest_entry is not None and path.is_file():
-        _check_against_manifest(path, artifact.manifest_entry)
+    if artifact.manifest_entry is not None:
+        from export import manifest as manifest_io
+
+        try:  # files and SavedModel directories alike
+            manifest_io.verify(path, artifact.manifest_entry)
+        except manifest_io.ManifestError as exc:
+            raise ArtifactError(str(exc)) from None
     if kind == "saved_model":
-        pb = path / "saved_model.pb"
-        if pb.exists() and pb.stat().st_size == 0:
-            raise ArtifactError(f"{bad}: saved_model.pb is empty. Re-export it.")
+        for name in SAVED_MODEL_FILES:
+            pb = path / name
+            if pb.exists() and pb.stat().st_size == 0:
+                raise ArtifactError(f"{bad}: {name} is empty. Re-export it.")
         return
     size = path.stat().st_size
     if size == 0:
@@ -188,37 +177,12 @@ def check(artifact: Artifact) -> None:
     elif kind == "onnx":
         _check_onnx(path, bad)
     elif kind == "keras":
+        from models.loading import read_config  # the .keras archive checks, in one place
+
         try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise ArtifactError(f"{bad}: {exc}. The file is truncated or corrupt.") from None
-        if "config.json" not in names:
-            raise ArtifactError(f"{bad}: the archive has no config.json.")
-
-
-def _check_against_manifest(path: Path, entry: dict) -> None:
-    """A file listed in an export manifest must still be the file that was exported.
-
-    This catches what no runtime can: a bit flip in the weights still loads
-    and runs, and would be scored as if it were the exported model.
-    """
-    size, digest = entry.get("size_bytes"), entry.get("sha256")
-    actual_size = path.stat().st_size
-    if size is not None and actual_size != size:
-        raise ArtifactError(
-            f"'{path}' does not match its export manifest: {actual_size:,} bytes, the manifest "
-            f"recorded {size:,}. The file changed after export (truncated or replaced); re-export it.")
-    if digest:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        if h.hexdigest() != digest:
-            raise ArtifactError(
-                f"'{path}' does not match its export manifest: sha256 {h.hexdigest()[:12]}..., "
-                f"the manifest recorded {digest[:12]}.... The file changed after export "
-                f"(corrupted or replaced); re-export it.")
+            read_config(path)
+        except ModelLoadError as exc:
+            raise ArtifactError(f"{bad}: {exc}") from None
 
 
 def _check_onnx(path: Path, bad: str) -> None:

@@ -7,44 +7,24 @@ the data between processes counts towards throughput.
 """
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from export.runtime import WARMUP_RUNS
+from utils.errors import ModelLoadError
+
 from .errors import ArtifactError, EvaluationError, ShapeMismatchError, UnsafeArtifactError
 
 
-# Untimed runs before timing starts; the same number export's bench uses.
-WARMUP_RUNS = 3
 # Seconds between progress reports.
 PROGRESS_INTERVAL = 0.1
 
 
 def _shape(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-
-
-def has_lambda_layer(path: str | Path) -> bool:
-    """Whether a ``.keras`` archive's config declares a Lambda layer (read as text, not loaded)."""
-    with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-
-    def walk(node) -> bool:
-        if isinstance(node, dict):
-            if node.get("class_name") == "Lambda":
-                return True
-            return any(walk(v) for v in node.values())
-        if isinstance(node, list):
-            return any(walk(v) for v in node)
-        return False
-
-    return walk(config)
 
 
 def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int | None = None):
@@ -66,28 +46,26 @@ def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int 
     from export.runtime import KerasRunner, load_artifact
 
     path = Path(path)
-    if kind == "keras" and not unsafe and has_lambda_layer(path):
-        raise UnsafeArtifactError(
-            f"'{path}' contains a Lambda layer (arbitrary Python code), which safe mode "
-            f"refuses to load. Pass --unsafe (unsafe=True) only if you trust the file.")
     if kind in ("keras", "saved_model"):
         from utils.tf_quiet import import_tensorflow
 
         import_tensorflow()
-    if kind == "keras" and unsafe:
-        import keras
-
-        import activations  # noqa: F401  (registers our layers for deserialisation)
-        return KerasRunner(keras.saving.load_model(path, safe_mode=False), num_threads=num_threads)
     try:
+        if kind == "keras" and not unsafe:
+            from models.loading import lambda_layers, read_config
+
+            if lambda_layers(read_config(path)):
+                raise UnsafeArtifactError(
+                    f"'{path}' contains a Lambda layer (arbitrary Python code), which safe "
+                    "mode refuses to load. Pass --unsafe (unsafe=True) only if you trust the "
+                    "file.")
+        if kind == "keras" and unsafe:
+            return KerasRunner(path, num_threads=num_threads, safe_mode=False)
         return load_artifact(path, num_threads=num_threads)
-    except EvaluationError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - runtimes raise DecodeError ... RuntimeError
+    except ModelLoadError as exc:
         from .artifacts import describe_kind
 
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise ArtifactError(f"Cannot load {describe_kind(kind)} '{path}': {reason}") from exc
+        raise ArtifactError(f"Not a valid {describe_kind(kind)}: {exc}") from exc
 
 
 def check_input_shape(runner, image_shape: tuple, *, label: str, dataset: str) -> None:
@@ -188,7 +166,7 @@ def run(path, kind: str, x: np.ndarray, batch_size: int, *, label: str, dataset:
 
 
 def run_artifact(payload: dict, report_progress=None) -> dict:
-    """Child-process entry point (see ``evaluation.isolation.call_isolated``).
+    """Child-process entry point (see ``utils.isolation.call_isolated``).
 
     Payload keys: ``path``, ``kind``, ``label``, ``dataset``, ``inputs`` (.npy of
     the images), ``outputs`` (.npy to write the ``[N, C]`` outputs to),

@@ -6,39 +6,40 @@ validation (:mod:`export.runtime`), at batch 1 and 256, with one thread and
 with all threads, reporting the median of repeated runs.
 
 TensorFlow fixes its thread pools when it first runs, so each thread count is
-measured in a fresh worker process.
+measured in a fresh worker process (``utils.isolation``, the project's one
+child runner: a crash or a bad file there is one typed error here).
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from export.exporter import MANIFEST
+from export import manifest as manifest_io
+from export.errors import ExportError
+from export.manifest import MANIFEST
+from export.runtime import WARMUP_RUNS
 
 BATCHES = (1, 256)
 # Per (artifact, batch): stop after this many timed runs or this many
 # seconds, whichever comes first (at least MIN_RUNS).
 MAX_RUNS, MIN_RUNS, TIME_BUDGET_S = 200, 5, 1.0
-WARMUP_RUNS = 3
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def _targets(export_dir: Path, keras_path=None) -> list[dict]:
-    manifest = json.loads((export_dir / MANIFEST).read_text())
+def _targets(export_dir: Path, manifest: dict, keras_path=None) -> list[dict]:
     targets = []
-    keras_path = keras_path or manifest["source"].get("path")
+    source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+    keras_path = keras_path or source.get("path")
     if keras_path and Path(keras_path).is_file():
         targets.append({"path": str(keras_path), "label": Path(keras_path).name,
                         "quantization": None})
     for a in manifest["artifacts"]:
-        targets.append({"path": str(export_dir / a["path"]), "label": a["path"],
-                        "quantization": a["quantization"]})
+        path = manifest_io.artifact_path(export_dir, a)
+        manifest_io.verify(path, a)  # time the artifact that was exported, not a changed one
+        targets.append({"path": str(path), "label": a["path"],
+                        "quantization": a.get("quantization")})
     return targets
 
 
@@ -74,10 +75,9 @@ def _measure(targets, threads: int, batches) -> list[dict]:
     return rows
 
 
-def _worker(argv):
-    """Entry point of a worker process: JSON rows on the last stdout line."""
-    spec = json.loads(argv[0])
-    print(json.dumps(_measure(spec["targets"], spec["threads"], spec["batches"])))
+def _worker(spec: dict, report_progress=None) -> dict:
+    """Entry point of a worker process (``utils.isolation.call_isolated``)."""
+    return {"rows": _measure(spec["targets"], spec["threads"], spec["batches"])}
 
 
 def benchmark(export_dir, *, keras_path=None, threads=(1, None), batches=BATCHES) -> dict:
@@ -96,33 +96,34 @@ def benchmark(export_dir, *, keras_path=None, threads=(1, None), batches=BATCHES
 
     Raises:
         FileNotFoundError: no ``manifest.json`` in ``export_dir``.
-        RuntimeError: a worker process failed (its stderr tail is included).
+        ManifestError: an unreadable manifest, a path outside ``export_dir``, or
+            an artifact that no longer matches its manifest.
+        ModelLoadError: an artifact its runtime cannot load.
+        ExportError: a worker process crashed.
     """
+    from utils.isolation import call_isolated
+
     export_dir = Path(export_dir)
     if not (export_dir / MANIFEST).is_file():
         raise FileNotFoundError(f"No {MANIFEST} in {str(export_dir)!r}: pass a directory "
                                 "written by `python -m export MODEL.keras --out DIR`.")
-    targets = _targets(export_dir, keras_path)
-    manifest = json.loads((export_dir / MANIFEST).read_text())
+    manifest = manifest_io.read(export_dir)
+    targets = _targets(export_dir, manifest, keras_path)
     rows = []
     for n in threads:
         n = int(n or os.cpu_count() or 1)
-        env = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(n), TF_NUM_INTEROP_THREADS="1",
-                   OMP_NUM_THREADS=str(n), TF_CPP_MIN_LOG_LEVEL="3")
-        spec = json.dumps({"targets": targets, "threads": n, "batches": list(batches)})
-        code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-                "from export.bench import _worker; _worker(sys.argv[1:])")
-        proc = subprocess.run([sys.executable, "-c", code, spec], env=env,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"benchmark worker failed (threads={n}): "
-                               f"{proc.stderr.strip()[-500:]}")
-        rows += json.loads(proc.stdout.strip().splitlines()[-1])
-    sizes = {a["path"]: a["size_bytes"] for a in manifest["artifacts"]}
+        env = {"TF_NUM_INTRAOP_THREADS": str(n), "TF_NUM_INTEROP_THREADS": "1",
+               "OMP_NUM_THREADS": str(n), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        spec = {"targets": targets, "threads": n, "batches": list(batches)}
+        rows += call_isolated("export.bench:_worker", spec, env=env, crash_error=ExportError,
+                              what=f"The benchmark worker (threads={n})",
+                              crash_hint="an artifact crashed its runtime; evaluate.py on "
+                              "each artifact names which")["rows"]
+    sizes = {a["path"]: a.get("size_bytes") for a in manifest["artifacts"]}
     sizes.update({t["label"]: Path(t["path"]).stat().st_size for t in targets
-                  if t["path"].endswith(".keras")})
+                  if Path(t["path"]).suffix.lower() == ".keras"})
     return {"rows": rows, "sizes": sizes, "cpu_count": os.cpu_count(),
-            "source_params": manifest["source"]["params"]}
+            "source_params": (manifest.get("source") or {}).get("params")}
 
 
 def bench_markdown(result: dict) -> str:

@@ -6,15 +6,11 @@ specific class, as with optimum's ``ShapeError`` / ``AtolError``.
 """
 from __future__ import annotations
 
-from utils.errors import ZooError
+from utils.errors import ModelLoadError, ZooError  # noqa: F401  (one class, shared)
 
 
 class ExportError(ZooError):
     """An export request that cannot be carried out (bad argument, bad model)."""
-
-
-class ModelLoadError(ExportError):
-    """A model file that is not a loadable, safe ``.keras`` file."""
 
 
 class UnsupportedOpsError(ExportError):

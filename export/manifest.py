@@ -1,15 +1,28 @@
 """The export manifest: what ``manifest.json`` holds and how ``manifest.md``
 shows it. ``describe`` builds the dict, ``write`` writes both files
 atomically, ``manifest_markdown`` renders the table the CLI prints.
+
+Reading one back is the other half, owned here too: ``read`` parses it,
+``artifact_path`` refuses an entry whose path leaves the export directory, and
+``verify`` checks that an artifact (file or SavedModel directory) is still the
+one exported (size and sha256). ``evaluation`` and ``export.bench`` use them.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import platform
 import time
 from pathlib import Path
 
 from export.checks import MANIFEST
+from export.errors import ExportError
+
+
+class ManifestError(ExportError):
+    """An export manifest that cannot be read, names a path outside its directory, or
+    no longer matches the artifact it lists."""
 
 MANIFEST_MD = "manifest.md"
 MANIFEST_VERSION = 1
@@ -18,15 +31,82 @@ _TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-lite
 
 def sha256(path: Path) -> tuple[int, str]:
     """Size and sha256 of a file, or of a directory's sorted (name, bytes) pairs."""
+    path = Path(path)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     h, size = hashlib.sha256(), 0
     for f in files:
         if path.is_dir():
             h.update(str(f.relative_to(path)).encode() + b"\0")
-        data = f.read_bytes()
-        size += len(data)
-        h.update(data)
+        with open(f, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                size += len(chunk)
+                h.update(chunk)
     return size, h.hexdigest()
+
+
+def read(directory) -> dict:
+    """The manifest of an export directory, its ``artifacts`` a list of dicts with a path.
+
+    Raises:
+        ManifestError: missing or unreadable ``manifest.json``, or not a manifest.
+    """
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+        entries = manifest["artifacts"]
+        if not isinstance(entries, list):
+            raise TypeError("'artifacts' is not a list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ManifestError(
+            f"Cannot read the export manifest '{path}': {reason}. Re-run the export, or "
+            "pass the artifact files themselves.") from None
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ManifestError(f"An entry of '{path}' has no 'path'. Received: {entry!r}")
+    return manifest
+
+
+def artifact_path(directory, entry: dict) -> Path:
+    """Where an entry's artifact is: inside ``directory``, or refused.
+
+    Raises:
+        ManifestError: the path is absolute, climbs out with ``..``, or is a
+            link to something outside the export directory.
+    """
+    directory = Path(directory)
+    rel = entry["path"]
+    path = directory / rel
+    root = directory.resolve()
+    if os.path.isabs(rel) or not (path.resolve() == root or root in path.resolve().parents):
+        raise ManifestError(
+            f"The export manifest '{directory / MANIFEST}' lists {rel!r}, which is outside "
+            f"'{directory}'; refused. Re-run the export.")
+    return path
+
+
+def verify(path: Path, entry: dict) -> None:
+    """An artifact (file, or SavedModel directory) must still be the one exported.
+
+    This catches what no runtime can: a bit flip in the weights still loads
+    and runs, and would be scored as if it were the exported model.
+
+    Raises:
+        ManifestError: its size or sha256 differs from the entry's.
+    """
+    size, digest = entry.get("size_bytes"), entry.get("sha256")
+    if size is None and not digest:
+        return
+    actual_size, actual = sha256(path)
+    if size is not None and actual_size != size:
+        raise ManifestError(
+            f"'{path}' does not match its export manifest: {actual_size:,} bytes, the manifest "
+            f"recorded {size:,}. The file changed after export (truncated or replaced); re-export it.")
+    if digest and actual != digest:
+        raise ManifestError(
+            f"'{path}' does not match its export manifest: sha256 {actual[:12]}..., "
+            f"the manifest recorded {str(digest)[:12]}.... The file changed after export "
+            f"(corrupted or replaced); re-export it.")
 
 
 def tool_versions() -> dict:

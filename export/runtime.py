@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -24,7 +23,12 @@ from export.errors import ExportError, ModelLoadError
 from utils.stderr import silenced_stderr_fd
 
 KINDS = ("keras", "saved_model", "onnx", "tflite")
+SUFFIX_KINDS = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 SIGNATURE_KEY = "serving_default"
+# Untimed runs before any timing of a runner (export bench, evaluation): graph
+# tracing, tensor allocation, weight packing and cold caches are start-up costs.
+WARMUP_RUNS = 3
 
 
 def natural_key(name: str):
@@ -99,61 +103,17 @@ class Runner:
 
 
 # ---------------------------------------------------------------- Keras
-def load_keras_model(path):
-    """Load a ``.keras`` file safely (``safe_mode=True``), our layers registered.
+def load_keras_model(path, *, safe_mode: bool = True):
+    """Load a ``.keras`` file for inference with the project's one safe loader.
 
-    Uses ``models.load_model`` when the models package provides it (same
-    policy, one place), else ``keras.saving.load_model(path, safe_mode=True)``.
+    This is ``models.loading.load_model(path, compile=False)``: archive checks,
+    ``safe_mode=True``, Lambda layers refused, our layers registered.
 
     Raises:
-        ModelLoadError: the file is missing, not a ``.keras`` archive, holds a
-            Lambda layer, or names a class that is not registered.
+        ModelLoadError: as for ``models.loading.load_model``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"Model file not found: {str(path)!r}. "
-                             "Pass the path of a .keras file.")
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        raise ModelLoadError(
-            f"Not a Keras model file: {str(path)!r} (expected a .keras zip archive "
-            "written by model.save('name.keras')).")
-    try:
-        import activations  # noqa: F401  (registers our layers for deserialisation)
-    except ImportError:
-        pass
-    loader = None
-    try:
-        import models
-        loader = getattr(models, "load_model", None)
-    except ImportError:
-        pass
-    try:
-        if loader is not None:
-            return loader(path)
-        import keras
-        return keras.saving.load_model(path, safe_mode=True)
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # keras raises TypeError/ValueError/KeyError here
-        raise ModelLoadError(f"Cannot load {str(path)!r}: {_load_hint(exc)}") from exc
-
-
-def _load_hint(exc: BaseException) -> str:
-    """The root cause of a Keras load failure, in one actionable sentence."""
-    chain, seen = [], exc
-    while seen is not None and len(chain) < 10:
-        chain.append(" ".join(str(seen).split()))
-        seen = seen.__cause__ or seen.__context__
-    text = " | ".join(chain)
-    missing = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
-    if missing:
-        return (f"it uses {missing.group(1)!r}, which is not registered. Import the module "
-                "that defines it (decorated with keras.saving.register_keras_serializable) "
-                "before exporting, or rebuild the model from registered layers.")
-    if "lambda" in text.lower():
-        return ("it contains a Lambda layer, which safe mode refuses to deserialise "
-                "(it would run arbitrary code); replace it with a registered layer.")
-    return f"not a loadable Keras model ({chain[-1][:200]})."
+    from models.loading import load_model
+    return load_model(path, compile=False, safe_mode=safe_mode)
 
 
 class KerasRunner(Runner):
@@ -161,14 +121,14 @@ class KerasRunner(Runner):
 
     kind = "keras"
 
-    def __init__(self, path_or_model, num_threads=None):
+    def __init__(self, path_or_model, num_threads=None, *, safe_mode: bool = True):
         import keras
         if isinstance(path_or_model, keras.Model):
             self.model = path_or_model
             super().__init__(getattr(path_or_model, "name", "<in-memory>"))
         else:
             super().__init__(path_or_model)
-            self.model = load_keras_model(path_or_model)
+            self.model = load_keras_model(path_or_model, safe_mode=safe_mode)
         _set_tf_threads(num_threads)
         self.input_spec = [_spec(t.name, t.shape, t.dtype) for t in self.model.inputs]
         self.output_spec = [_spec(f"output_{i}", t.shape, t.dtype)
@@ -214,7 +174,10 @@ class SavedModelRunner(Runner):
         super().__init__(path)
         import tensorflow as tf
         _set_tf_threads(num_threads)
-        self._obj = tf.saved_model.load(str(path))
+        try:
+            self._obj = tf.saved_model.load(str(path))
+        except Exception as exc:  # noqa: BLE001 - TF raises DecodeError, OpError, ... on a bad file
+            raise _load_error("TensorFlow", path, exc) from exc
         if SIGNATURE_KEY not in self._obj.signatures:
             raise ModelLoadError(
                 f"SavedModel {str(path)!r} has no {SIGNATURE_KEY!r} signature "
@@ -248,8 +211,11 @@ class OnnxRunner(Runner):
         opts.intra_op_num_threads = int(num_threads or 0)  # 0: all cores
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), sess_options=opts,
-                                            providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's Fail, InvalidGraph, ...
+            raise _load_error("onnxruntime", path, exc) from exc
         self._inputs = sorted(self.session.get_inputs(), key=lambda t: natural_key(t.name))
         self._outputs = sorted(self.session.get_outputs(), key=lambda t: natural_key(t.name))
         self.input_spec = [_spec(t.name, _ort_shape(t.shape), _ort_dtype(t.type))
@@ -326,11 +292,10 @@ class TFLiteRunner(Runner):
             with silenced_stderr_fd():
                 interp = Interpreter(**kwargs)
                 interp.allocate_tensors()
-        except RuntimeError as exc:
+        except Exception as exc:  # noqa: BLE001 - LiteRT raises RuntimeError, ValueError
             text = " ".join(str(exc).split())
             if "flex" not in text.lower() and "select tensorflow" not in text.lower():
-                raise ModelLoadError(f"LiteRT cannot prepare {str(self.path)!r}: "
-                                     f"{text[:300]}") from exc
+                raise _load_error("LiteRT", self.path, exc) from exc
             self.uses_flex = True
             try:  # TensorFlow's own interpreter links the Flex delegate in some builds
                 import tensorflow as tf
@@ -407,24 +372,41 @@ def _dequantize(y, detail):
     return y.astype(np.float32) if dtype != np.float32 else y.copy()
 
 
+def _load_error(runtime: str, path, exc: BaseException) -> ModelLoadError:
+    """A runtime's own error about a file it cannot load, as one typed line."""
+    text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return ModelLoadError(f"{runtime} cannot load '{path}': {text}")
+
+
 # ---------------------------------------------------------------- dispatch
 def artifact_kind(path) -> str:
-    """The runtime kind a path dispatches to (see :data:`KINDS`).
+    """The runtime kind a path dispatches to (see :data:`KINDS`): the one detection.
+
+    A directory holding ``saved_model.pb`` or ``saved_model.pbtxt`` (both are
+    SavedModels to TensorFlow) is "saved_model"; a file is known by its suffix,
+    in any case (``MODEL.TFLITE`` is a TFLite file: the runtimes read the
+    bytes, not the name).
 
     Raises:
-        ExportError: the path is none of the known artifact kinds.
+        ModelLoadError: the path does not exist or is none of the known kinds.
     """
     path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(
+            f"Artifact not found: '{path}'. Pass a .keras, .onnx or .tflite file, a SavedModel "
+            "directory or an export directory with manifest.json.")
     if path.is_dir():
-        if (path / "saved_model.pb").exists():
+        if any((path / name).is_file() for name in SAVED_MODEL_FILES):
             return "saved_model"
-        raise ExportError(f"Directory {str(path)!r} is not a SavedModel "
-                         "(no saved_model.pb inside).")
-    kinds = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
-    if path.suffix in kinds:
-        return kinds[path.suffix]
-    raise ExportError(f"Unknown artifact type: {str(path)!r}. Expected a .keras, "
-                     ".onnx or .tflite file or a SavedModel directory.")
+        raise ModelLoadError(
+            f"Directory '{path}' is neither a SavedModel (no saved_model.pb) nor an export "
+            "directory (no manifest.json).")
+    kind = SUFFIX_KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise ModelLoadError(
+            f"Unsupported artifact '{path}' (suffix '{path.suffix}'). Supported: .keras, .onnx, "
+            ".tflite files, SavedModel directories and export directories with manifest.json.")
+    return kind
 
 
 _RUNNERS = {"keras": KerasRunner, "saved_model": SavedModelRunner,
@@ -445,15 +427,13 @@ def load_artifact(path, *, num_threads: int | None = None) -> Runner:
         A :class:`Runner`.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ExportError: unknown artifact type, or a file that cannot be loaded.
+        ModelLoadError: missing path, unknown artifact type, or a file its
+            runtime cannot load.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"Artifact not found: {str(path)!r}.")
     return _RUNNERS[artifact_kind(path)](path, num_threads=num_threads)
 
 
-__all__ = ["KINDS", "Runner", "KerasRunner", "SavedModelRunner", "OnnxRunner",
+__all__ = ["KINDS", "SUFFIX_KINDS", "SAVED_MODEL_FILES", "WARMUP_RUNS", "Runner", "KerasRunner", "SavedModelRunner", "OnnxRunner",
            "TFLiteRunner", "load_artifact", "load_keras_model", "artifact_kind",
            "natural_key"]

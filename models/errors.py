@@ -1,6 +1,6 @@
 """Typed errors of the models package (``utils.errors.ZooError`` subclasses, so the
 command lines turn them into one line and exit status 2)."""
-from utils.errors import ZooError
+from utils.errors import ModelLoadError, ZooError  # noqa: F401  (one class, shared)
 
 
 class ModelError(ZooError):
@@ -13,10 +13,6 @@ class UnknownModelError(ModelError):
 
 class ModelConfigError(ModelError):
     """Raised for an unknown override or an invalid configuration value."""
-
-
-class ModelLoadError(ModelError):
-    """Raised when a file cannot be loaded safely as a Keras model."""
 
 
 class LearningRuleError(ModelError):

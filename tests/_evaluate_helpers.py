@@ -1,6 +1,6 @@
 """Helpers for the evaluation tests: child-process targets and a small trained export.
 
-The ``child_*`` functions are targets for ``evaluation.isolation.call_isolated``
+The ``child_*`` functions are targets for ``utils.isolation.call_isolated``
 (they run in a fresh interpreter, so they must be importable module-level functions).
 """
 import os

@@ -11,7 +11,11 @@ raised by our code is a bug and is reported as an internal error (exit 1).
 against ``except ValueError`` keep working.
 
 This module imports nothing, so light processes (the isolated children of
-``evaluation``, ``export.runtime`` without TensorFlow) can use it.
+``evaluation``, ``export.runtime`` without TensorFlow) can use it. That is also
+why :class:`ModelLoadError` lives here: ``models`` (the ``.keras`` loader),
+``export`` (the runtime loaders) and ``evaluation`` all raise or catch it, and
+``models`` cannot be imported without TensorFlow. ``models.ModelLoadError`` and
+``export.ModelLoadError`` are this class.
 """
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ from __future__ import annotations
 class ZooError(ValueError):
     """Base class: the user asked for something that cannot be done; the message says
     what was wrong and how to fix it."""
+
+
+class ModelLoadError(ZooError):
+    """A file that cannot be loaded (safely) as a model of its kind: a ``.keras``
+    archive, a SavedModel, an ONNX or a TFLite file."""
 
 
 class UsageError(ZooError):

@@ -1,6 +1,6 @@
-"""Entry point of the isolated child process (see ``evaluation.isolation``).
+"""Entry point of the isolated child process (see ``utils.isolation``).
 
-Usage (by ``call_isolated`` only): ``python -m evaluation._child REQUEST RESULT PROGRESS_FD``.
+Usage (by ``call_isolated`` only): ``python -m utils._child REQUEST RESULT PROGRESS_FD``.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def main(argv: list[str]) -> int:
         func = getattr(importlib.import_module(module_name), func_name)
         answer = {"result": func(request["payload"], report_progress)}
     except Exception as exc:  # noqa: BLE001 - everything is reported to the parent
-        answer = {"error": {"type": type(exc).__name__, "message": error_line(exc),
+        answer = {"error": {"type": type(exc).__name__, "module": type(exc).__module__,
+                            "message": error_line(exc),
                             "user_error": is_user_error(exc),
                             "traceback": traceback.format_exc()}}
     finally:
