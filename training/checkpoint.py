@@ -18,12 +18,11 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from utils.io import atomic_directory
+from utils.io import atomic_directory, remove_directory
 
 from .errors import TrainingError
 
@@ -61,7 +60,7 @@ def save(directory: Path, epoch: int, model, optimizer, extra: dict) -> Path:
         np.savez(tmp / "variables.npz", **arrays)
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
     for old in list_checkpoints(directory)[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_directory(old)
     return target
 
 

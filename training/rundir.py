@@ -8,8 +8,9 @@ before any slow work, so bad input costs nothing and damages nothing.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
+
+from utils.io import remove_directory
 
 from .config import TrainConfig
 from .errors import RunDirectoryError
@@ -23,7 +24,7 @@ RUN_DIRS = ("checkpoints", "tensorboard", "export", "plots")
 def remove_run(run_dir: Path) -> None:
     """Delete the files and directories a run wrote (and nothing else) from ``run_dir``."""
     for name in RUN_DIRS:
-        shutil.rmtree(run_dir / name, ignore_errors=True)
+        remove_directory(run_dir / name)  # a re-published export/ is a link to its version
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
 

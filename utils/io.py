@@ -3,6 +3,13 @@
 Every output of the project (checkpoint, model, export, report) is written to
 a temporary name in the same directory and ``os.replace``-d into place, so a
 reader only ever sees the old good state or the new good state.
+
+A new directory appears with one rename. An existing one cannot be replaced
+by a rename in one step, so :func:`atomic_directory` then publishes versions:
+the content lives in a hidden ``.NAME.XXXX.v`` directory beside ``NAME``, and
+``NAME`` is a symbolic link to it that one ``os.replace`` swaps. ``NAME``
+never goes missing and always names one complete version. Delete such a
+directory with :func:`remove_directory` (``shutil.rmtree`` refuses a link).
 """
 from __future__ import annotations
 
@@ -10,14 +17,31 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
+_VERSION_SUFFIX = ".v"
+
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, which races with threads
+    creating files meanwhile; Linux reports it in ``/proc/self/status``.
+    Elsewhere the umask is measured from a probe directory's mode.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with tempfile.TemporaryDirectory(prefix=".umask-probe-") as tmp:
+        probe = os.path.join(tmp, "probe")
+        os.mkdir(probe, 0o777)  # the kernel applies the umask, and only the umask
+        return 0o777 & ~stat.S_IMODE(os.stat(probe).st_mode)
 
 
 def _publish_mode(path: Path, directory: bool = False) -> None:
@@ -86,11 +110,25 @@ def atomic_write_json(path: str | os.PathLike, obj, **kwargs) -> Path:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike):
-    """Yield a fresh temporary directory beside ``path``; swap it in on success.
+    """Yield a fresh temporary directory beside ``path``; publish it there on success.
 
-    The old directory (if any) is replaced only after the block finished
-    without an exception; on failure the temporary directory is deleted and
-    the old one is left exactly as it was.
+    On success the directory appears at ``path`` in one atomic step: renamed
+    there when ``path`` is new, else published as a version behind a symbolic
+    link that ``os.replace`` swaps. A reader never finds ``path`` missing or
+    half-written, only the old or the new directory. The version it replaced
+    is kept until the next publication (a reader that resolved the link just
+    before still reads a complete directory); older ones are deleted. On
+    failure the temporary directory is deleted and ``path`` is left exactly
+    as it was.
+
+    A reader that needs several files of one version pins it: it opens the
+    directory once and reads relative to that descriptor (``dir_fd=``, or
+    ``/proc/self/fd/N/...``); reading ``path/a`` then ``path/b`` may straddle
+    a publication and mix two complete versions.
+
+    Example:
+        >>> with atomic_directory("exports/exam") as tmp:
+        ...     (tmp / "manifest.json").write_text("{}")
     """
     path = Path(path)
     _check_writable_dir(path.parent)
@@ -101,11 +139,89 @@ def atomic_directory(path: str | os.PathLike):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _publish_mode(tmp, directory=True)
-    old = None
-    if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-        os.rmdir(old)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if not os.path.lexists(path):
+        try:
+            os.rename(tmp, path)  # a new directory: one rename, no link needed
+            return
+        except OSError:
+            if not os.path.lexists(path):
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            # Another writer created it meanwhile: publish as a version instead.
+    version = tmp.with_name(tmp.name[:-len(".tmp")] + _VERSION_SUFFIX)
+    os.replace(tmp, version)  # not yet visible at `path`: a plain rename is enough
+    previous = os.readlink(path) if path.is_symlink() else None
+    link = version.with_name(version.name[:-len(_VERSION_SUFFIX)] + ".link")  # unique: tmp's
+    os.symlink(version.name, link)  # relative: the parent folder may move
+    try:
+        if path.is_dir() and not path.is_symlink():
+            previous = _replace_real_directory(link, path)
+        else:
+            os.replace(link, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(link)
+        shutil.rmtree(version, ignore_errors=True)
+        raise
+    _prune_versions(path, keep={version.name, previous})
+
+
+def _replace_real_directory(link: Path, path: Path) -> str | None:
+    """Put ``link`` where a plain directory ``path`` (its first publication) is.
+
+    Linux swaps the two in one step (``renameat2(RENAME_EXCHANGE)``) and the old
+    directory becomes the previous version (its name is returned); where that
+    is unavailable the old directory is renamed away first (a short gap, once).
+    """
+    if _exchange(link, path):
+        previous = link.with_name(link.name[:-len(".link")] + ".old" + _VERSION_SUFFIX)
+        os.replace(link, previous)  # `link` named the old directory after the swap
+        return previous.name
+    parked = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    os.rmdir(parked)
+    os.replace(path, parked)
+    os.replace(link, path)
+    shutil.rmtree(parked, ignore_errors=True)
+    return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2``); False where unsupported."""
+    try:
+        import ctypes
+
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _versions(path: Path) -> list[Path]:
+    prefix = f".{path.name}."
+    if not path.parent.is_dir():
+        return []
+    return [p for p in path.parent.iterdir() if p.name.startswith(prefix)
+            and p.name.endswith(_VERSION_SUFFIX) and p.is_dir() and not p.is_symlink()]
+
+
+def _prune_versions(path: Path, keep: set) -> None:
+    with contextlib.suppress(OSError):
+        keep = keep | {os.readlink(path)}  # another writer may have published meanwhile
+    for version in _versions(path):
+        if version.name not in keep:
+            shutil.rmtree(version, ignore_errors=True)
+
+
+def remove_directory(path: str | os.PathLike) -> None:
+    """Delete a directory written by :func:`atomic_directory` (link and versions),
+    or a plain directory; a missing ``path`` is fine."""
+    path = Path(path)
+    if path.is_symlink():
+        os.unlink(path)
+        for version in _versions(path):
+            shutil.rmtree(version, ignore_errors=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
