@@ -62,11 +62,20 @@ def test_dropout_state_is_in_the_checkpoint(uninterrupted):
     res, final = uninterrupted
     ckpt = list_checkpoints(res.run_dir / "checkpoints")[-1]
     assert ckpt.name == "epoch-0003"
+    # Keyed by the owning layer's name, not by Keras' per-process seed_generator_N path.
     with np.load(ckpt / "variables.npz") as f:
-        saved = [f[k] for k in sorted(f.files) if k.startswith("model_")]
-    seed_states = [v for v in res.model.variables if "seed_generator" in v.path]
-    assert seed_states, "dropout layers should own SeedGenerator state variables"
+        files = set(f.files)
+        seeds = sorted(k for k in files if k.endswith("/seed_generator_state"))
+        assert seeds == ["model:hidden_1_dropout/seed_generator_state",
+                         "model:hidden_2_dropout/seed_generator_state"]
+        saved = [f[k] for k in _model_keys(res.model)]
     assert_bitwise_equal(saved, final)
+
+
+def _model_keys(model):
+    """The checkpoint key of each model variable: its owning layer's name and its name."""
+    owners = {id(v): layer.name for layer in model.layers for v in layer.variables}
+    return [f"model:{owners[id(v)]}/{v.name}" for v in model.variables]
 
 
 def test_resume_of_a_finished_run_changes_nothing(uninterrupted):

@@ -23,3 +23,7 @@ class DivergedError(TrainingError):
         super().__init__(message)
         self.epoch = epoch
         self.batch = batch
+
+
+class CheckpointMismatchError(TrainingError):
+    """A checkpoint's variables (keys or shapes) do not match the run's model/optimizer."""
