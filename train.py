@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 
 from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
 from utils.errors import UsageError
+from utils.progress import format_fields
 
 EPILOG = """\
 run directory (--out, default runs/<model>):
@@ -88,7 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimizer steps per compiled call (default 32; speed only)")
     p.add_argument("--no-jit", dest="jit_compile", action="store_false",
                    help="do not XLA-compile the training step")
+    p.add_argument("--model-arg", dest="model_overrides", action="append", type=_key_value,
+                   metavar="KEY=VALUE", help="model builder argument, repeatable (python -m "
+                   "models describe NAME lists them), e.g. --model-arg depth=6 --model-arg "
+                   "dropout=0.2; VALUE is JSON (numbers, true/false, lists) or else a string")
+    p.add_argument("--rule-arg", dest="rule_args", action="append", type=_key_value,
+                   metavar="KEY=VALUE", help="parameter of a model's own learning rule "
+                   "(models that do not learn by backprop), repeatable; JSON or string as above")
     return p
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    """``"depth=6"`` -> ``("depth", 6)``: the value as JSON where it parses, else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, received {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def _num_classes(value: str):
@@ -100,11 +120,24 @@ def _num_classes(value: str):
         raise UsageError(f"--num-classes must be an integer or 'auto'; received {value!r}.") from None
 
 
+def _as_dict(pairs: list) -> dict:
+    values = {}
+    for key, value in pairs:
+        if key in values:
+            raise UsageError(f"{key} is given twice ({values[key]!r} and {value!r}); pass it "
+                             "once (see train.py --help).")
+        values[key] = value
+    return values
+
+
 def main(argv=None) -> int:
     args = vars(build_parser().parse_args(argv))
     resume, compare, overwrite = args.pop("resume"), args.pop("compare"), args.pop("overwrite")
     if "num_classes" in args:
         args["num_classes"] = _num_classes(args["num_classes"])
+    for name in ("model_overrides", "rule_args"):
+        if name in args:
+            args[name] = _as_dict(args[name])
     quiet_tensorflow()
     import training
 
@@ -127,14 +160,17 @@ def main(argv=None) -> int:
     result = training.train(config, resume=resume, overwrite=overwrite)
     if result.interrupted:
         print(f"interrupted by {result.interrupted} after epoch {result.epochs_completed}/"
-              f"{config.epochs}; continue with: python train.py --out {config.out} --resume",
+              f"{result.config.epochs}; continue with: python train.py --out {config.out} --resume",
               file=sys.stderr)
         return 128 + int(signal.Signals[result.interrupted])
     if not result.chief:
         return 0  # another worker of a cluster: the chief reports and writes the run
-    if result.test_accuracy is not None:
+    if result.test_loss is not None:
         print(f"test accuracy {result.test_accuracy:.4f} (loss {result.test_loss:.4f}) after "
               f"{result.epochs_completed} epochs")
+    elif result.test_metrics:
+        print(f"test {format_fields(result.test_metrics)} after {result.epochs_completed} "
+              f"epochs of rule {result.learning_rule}")
     print(training.describe_outputs(result))
     return 0
 

@@ -10,7 +10,8 @@ import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines
 from .checkpoint import list_checkpoints
 from .compare import compare_activations
 from .config import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig, resume_config
-from .errors import ConfigMismatchError, DivergedError, RunDirectoryError, TrainingError
+from .errors import (CheckpointMismatchError, ConfigMismatchError, DivergedError,
+                     RunDirectoryError, TrainingError)
 from .diagnostics import dead_unit_fraction
 from .loop import train
 from .outputs import TrainResult, describe_outputs
@@ -18,5 +19,5 @@ from .outputs import TrainResult, describe_outputs
 __all__ = [
     "TrainConfig", "TrainResult", "train", "resume_config", "compare_activations", "describe_outputs",
     "dead_unit_fraction", "list_checkpoints", "TrainingError", "ConfigMismatchError",
-    "DivergedError", "RunDirectoryError", "OPTIMIZERS", "LR_SCHEDULES", "STRATEGIES",
+    "DivergedError", "RunDirectoryError", "CheckpointMismatchError", "OPTIMIZERS", "LR_SCHEDULES", "STRATEGIES",
 ]

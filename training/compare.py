@@ -68,9 +68,16 @@ def compare_activations(config: TrainConfig, activations: list[str], *, resume: 
     import data
 
     from . import plots
+    from .factories import learning_rule
     from .loop import train
 
     log = log or print
+    rule = learning_rule(config.model)
+    if rule is not None:
+        raise TrainingError(f"--compare-activations compares activations under "
+                            f"backpropagation; {config.model!r} learns by its own rule "
+                            f"{rule.name!r}. Fix: train it without --compare-activations.")
+    config = config.resolved(None)
     if config.strategy == "multiworker":
         # One process may join a collective cluster only once, and every worker
         # would write the comparison files: one cluster launch per activation instead.

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from utils.names import did_you_mean
+
 from .errors import ConfigMismatchError, TrainingError
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
@@ -16,6 +18,18 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 # Fields that only change how a run is watched or where it goes, not its weights:
 # they may differ between the original run and a --resume.
 _PRESENTATION_FIELDS = ("out", "quiet", "export")
+
+# What None means for these fields when the model learns by backpropagation
+# (a model with its own learning rule takes the rule's defaults instead).
+BACKPROP_DEFAULTS = {"epochs": 20, "batch_size": 64, "lr": 3e-3}
+
+# Settings of gradient descent with the value that leaves them off: a model that
+# learns by its own rule refuses any other value (it would be silently ignored).
+_BACKPROP_ONLY = {"optimizer": "adam", "lr_schedule": "constant", "early_stopping": None,
+                  "mixed_precision": False, "track_gradients": False, "strategy": "default",
+                  "steps_per_execution": 32, "jit_compile": True}
+# Rule parameters that have their own flags.
+_RULE_FLAGS = {"learning_rate": ("lr", "--lr"), "batch_size": ("batch_size", "--batch-size")}
 
 
 @dataclasses.dataclass
@@ -27,7 +41,10 @@ class TrainConfig:
         activation: hidden activation (``activations.list_activations()``);
             None keeps the model's default.
         dataset: ``data.load_dataset`` name (digits, fashion_mnist, tfds:<name>, folder, .npz).
-        epochs, batch_size, lr, optimizer, seed: the usual.
+        epochs, batch_size, lr, optimizer, seed: the usual. None for ``epochs``,
+            ``batch_size`` and ``lr`` means the learning method's default: 20,
+            64 and 3e-3 for backpropagation, the rule's own defaults for a model
+            that learns by its own rule (:meth:`resolved` fills them in).
         out: run directory; None means ``runs/<model>``.
         early_stopping: patience in epochs on val_loss; None disables it.
         lr_schedule: constant, cosine (to 0 over all steps) or step (x0.1 at 50% and 75%).
@@ -40,17 +57,19 @@ class TrainConfig:
         jit_compile: XLA-compile the training step (single-replica only).
         limit: use at most this many examples per source pool (quick runs, tests).
         validation_fraction: passed to ``data.load_dataset``.
-        model_overrides: extra keyword overrides for ``models.create_model``
-            (e.g. ``{"dropout": 0.2}``).
+        model_overrides: keyword overrides for ``models.create_model`` (``--model-arg``,
+            e.g. ``{"dropout": 0.2}``); the model's builder validates them.
+        rule_args: parameters of a model's own learning rule (``--rule-arg``)
+            beyond ``epochs``, ``seed``, ``lr`` and ``batch_size``.
         quiet: one log line per epoch instead of a progress bar.
         export: hand the trained model to ``export.export_model`` afterwards.
     """
     model: str = "exam_mlp"
     activation: str | None = None
     dataset: str = "digits"
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 3e-3
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
     optimizer: str = "adam"
     seed: int = 0
     out: str | None = None
@@ -65,6 +84,7 @@ class TrainConfig:
     limit: int | None = None
     validation_fraction: float = 0.1
     model_overrides: dict = dataclasses.field(default_factory=dict)
+    rule_args: dict = dataclasses.field(default_factory=dict)
     quiet: bool = False
     export: bool = False
 
@@ -81,12 +101,13 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TrainingError(f"{name} must be a positive integer; received {name}={value!r}.")
 
-        positive_int("epochs", self.epochs)
-        positive_int("batch_size", self.batch_size)
+        positive_int("epochs", self.epochs, allow_none=True)
+        positive_int("batch_size", self.batch_size, allow_none=True)
         positive_int("steps_per_execution", self.steps_per_execution)
         positive_int("early_stopping", self.early_stopping, allow_none=True)
         positive_int("limit", self.limit, allow_none=True)
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0 or self.lr == float("inf"):
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
+                                    or not self.lr > 0 or self.lr == float("inf")):
             raise TrainingError(f"lr must be a positive finite number; received lr={self.lr!r}.")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise TrainingError(f"seed must be a non-negative integer; received seed={self.seed!r}.")
@@ -103,6 +124,67 @@ class TrainConfig:
                                                 and nc >= 2)):
             raise TrainingError(f"num_classes must be 'auto' or an integer >= 2; received "
                                 f"num_classes={nc!r}.")
+        for name in ("model_overrides", "rule_args"):
+            if not isinstance(getattr(self, name), dict):
+                raise TrainingError(f"{name} must be a dict of keyword arguments; received "
+                                    f"{name}={getattr(self, name)!r}.")
+        for key, flag in (("activation", "--activation"), ("num_classes", "--num-classes")):
+            if key in self.model_overrides and getattr(self, key) is not None:
+                raise TrainingError(f"{key} is given twice: --model-arg {key}="
+                                    f"{self.model_overrides[key]!r} and {flag} "
+                                    f"{getattr(self, key)}. Fix: pass it once.")
+
+    def resolved(self, rule=None) -> "TrainConfig":
+        """This config with the learning method's defaults filled in (what config.json records).
+
+        Args:
+            rule: the model's own learning rule (``models.rules.LearningRule``), or
+                None for a model that learns by backpropagation.
+
+        Raises:
+            TrainingError: ``rule_args`` for a backprop model; for a rule model, a
+                gradient-descent setting, or a parameter the rule does not take.
+        """
+        if rule is None:
+            if self.rule_args:
+                raise TrainingError(
+                    f"--rule-arg applies to models that learn by their own rule; {self.model!r} "
+                    f"learns by backpropagation. Received: {_pairs(self.rule_args)}. Fix: drop "
+                    "--rule-arg (model settings go in --model-arg).")
+            return dataclasses.replace(self, **{k: v for k, v in BACKPROP_DEFAULTS.items()
+                                                if getattr(self, k) is None})
+        for name, off in _BACKPROP_ONLY.items():
+            if getattr(self, name) != off:
+                raise TrainingError(
+                    f"{name}={getattr(self, name)!r} does not apply to {self.model!r}: it learns "
+                    f"by its own rule {rule.name!r}, not by gradient descent. Fix: drop the flag.")
+        for key, value in self.rule_args.items():
+            if key in _RULE_FLAGS:
+                raise TrainingError(f"Pass the rule's {key} with {_RULE_FLAGS[key][1]}, not "
+                                    f"--rule-arg; received {key}={value!r}.")
+            if key not in rule.params:
+                raise TrainingError(
+                    f"Unknown parameter {key!r} for learning rule {rule.name!r}."
+                    f"{did_you_mean(key, rule.params)} Accepted: "
+                    f"{', '.join(k for k in rule.params if k not in _RULE_FLAGS) or 'none'}. "
+                    f"Received: {key}={value!r}")
+        filled = {"epochs": self.epochs or rule.default_epochs}
+        for param, (field, flag) in _RULE_FLAGS.items():
+            given = getattr(self, field)
+            if param in rule.params:
+                filled[field] = rule.params[param] if given is None else given
+            elif given is not None:
+                raise TrainingError(f"Learning rule {rule.name!r} of {self.model!r} has no "
+                                    f"{param}; received {flag} {given}. Fix: drop {flag}.")
+        return dataclasses.replace(self, **filled)
+
+    def rule_params(self) -> dict:
+        """Keyword parameters for the model's learning rule (a :meth:`resolved` config)."""
+        params = dict(self.rule_args)
+        for param, (field, _) in _RULE_FLAGS.items():
+            if getattr(self, field) is not None:
+                params[param] = getattr(self, field)
+        return params
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -126,15 +208,50 @@ class TrainConfig:
         """The fields that determine the weights (all but presentation/output ones)."""
         return {k: v for k, v in self.to_dict().items() if k not in _PRESENTATION_FIELDS}
 
-    def check_resumable_from(self, saved: "TrainConfig") -> None:
-        """Raise ConfigMismatchError naming the first field that differs from ``saved``."""
-        mine, theirs = self.identity(), saved.identity()
+    def resumed_from(self, saved: "TrainConfig") -> "TrainConfig":
+        """The config that continues run ``saved`` as asked by this one.
+
+        Fields left None here (``epochs``, ``batch_size``, ``lr``) take the saved
+        values; presentation fields (``out``, ``quiet``, ``export``) are taken
+        from this config; every other field must equal the saved one.
+
+        Raises:
+            ConfigMismatchError: a field that determines the weights differs,
+                named with both values.
+        """
+        mine = {k: v for k, v in self.identity().items()
+                if not (k in BACKPROP_DEFAULTS and v is None)}
+        theirs = saved.identity()
         for key in mine:
-            if mine[key] != theirs.get(key):
+            if key == "epochs" and mine[key] != theirs[key]:
+                self._check_continuable(saved)
+            elif mine[key] != theirs.get(key):
                 raise ConfigMismatchError(
                     f"Cannot resume {saved.out!r}: it was trained with {key}={theirs.get(key)!r} "
                     f"but this run asks for {key}={mine[key]!r}. Fix: drop the differing flag "
                     "or choose another --out.")
+        keep = {k: getattr(self, k) for k in _PRESENTATION_FIELDS}
+        return dataclasses.replace(saved, epochs=mine.get("epochs", saved.epochs), **keep)
+
+    def _check_continuable(self, saved: "TrainConfig") -> None:
+        """Another number of epochs is well defined only with a constant learning rate.
+
+        Continuing to N epochs then ends exactly where a run started with N epochs
+        ends. Cosine and step schedules are functions of the total number of
+        steps: the first epochs of a longer run had other learning rates.
+        """
+        if saved.lr_schedule == "constant":
+            return
+        raise ConfigMismatchError(
+            f"Cannot continue {saved.out!r} from {saved.epochs} to {self.epochs} epochs: its "
+            f"{saved.lr_schedule} learning-rate schedule is spread over the {saved.epochs} epochs "
+            f"it was started with, so a {self.epochs}-epoch run would have used other learning "
+            f"rates from the first step. Fix: start a new run with --epochs {self.epochs} "
+            "(another --out, or --overwrite), or resume without --epochs.")
+
+
+def _pairs(values: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
 
 def resume_config(out: str | Path, given: dict) -> TrainConfig:

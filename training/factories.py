@@ -19,8 +19,8 @@ def build_model(config: TrainConfig, dataset_classes: int, input_shape: tuple):
     """``models.create_model`` with the dataset's input shape and the config's overrides.
 
     Raises:
-        TrainingError: the model's input or head does not fit the dataset, or the
-            model passes through binary_step (gradient descent cannot train it).
+        TrainingError: the model's input or head does not fit the dataset, or a
+            backprop model passes through binary_step (gradient descent cannot train it).
         models.ModelConfigError: an override the model's builder does not accept.
     """
     import models
@@ -35,11 +35,13 @@ def build_model(config: TrainConfig, dataset_classes: int, input_shape: tuple):
     elif config.num_classes is not None:
         overrides["num_classes"] = int(config.num_classes)
     model = models.create_model(config.model, **overrides)
-    model_shape = tuple(model.inputs[0].shape[1:])
-    if model_shape != tuple(input_shape):
-        raise TrainingError(f"Model {config.model!r} expects inputs of shape {model_shape} "
-                            f"but dataset {config.dataset!r} has {tuple(input_shape)}. Fix: "
-                            f"drop the input_shape override.")
+    inputs = getattr(model, "inputs", None)  # subclassed models (most rule models) have none
+    if inputs and tuple(inputs[0].shape[1:]) != tuple(input_shape):
+        raise TrainingError(f"Model {config.model!r} expects inputs of shape "
+                            f"{tuple(inputs[0].shape[1:])} but dataset {config.dataset!r} has "
+                            f"{tuple(input_shape)}. Fix: drop the input_shape override.")
+    if models.rules.rule_of(model) is not None:
+        return model  # it learns by its own rule: no gradient to follow, no head to check
     steps = [layer.name for layer in model.layers if layer.__class__.__name__ == "BinaryStep"]
     if steps:
         raise TrainingError(
@@ -55,6 +57,17 @@ def build_model(config: TrainConfig, dataset_classes: int, input_shape: tuple):
     return model
 
 
+def learning_rule(model_name: str):
+    """The registered learning rule of model ``model_name`` (None: backpropagation).
+
+    Read from the registry, before anything is built or loaded.
+    """
+    import models
+
+    name = models.describe(model_name)["learning_rule"]
+    return None if name is None else models.rules.get_rule(name)
+
+
 def make_lr_schedule(config: TrainConfig, steps_per_epoch: int):
     """The learning rate: a float (constant) or a Keras schedule of the step count.
 
@@ -63,13 +76,13 @@ def make_lr_schedule(config: TrainConfig, steps_per_epoch: int):
     """
     import keras
 
+    if config.lr_schedule == "constant":
+        return config.lr
     total = config.epochs * steps_per_epoch
     if config.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=total)
-    if config.lr_schedule == "step":
-        return keras.optimizers.schedules.PiecewiseConstantDecay(
-            [int(total * 0.5), int(total * 0.75)], [config.lr, config.lr * 0.1, config.lr * 0.01])
-    return config.lr
+    return keras.optimizers.schedules.PiecewiseConstantDecay(  # "step"
+        [int(total * 0.5), int(total * 0.75)], [config.lr, config.lr * 0.1, config.lr * 0.01])
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int):

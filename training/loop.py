@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 
-from utils.io import atomic_write_json
 from utils.progress import Progress
 
 from . import checkpoint as ckpt
@@ -28,10 +27,11 @@ from . import outputs
 from .config import TrainConfig
 from .diagnostics import dead_unit_fraction
 from .errors import DivergedError, TrainingError
-from .factories import (build_model, current_lr, make_optimizer, make_strategy,
+from .factories import (build_model, current_lr, learning_rule, make_optimizer, make_strategy,
                         task_from_tf_config)
 from .outputs import TrainResult
-from .rundir import prepare_run_dir
+from .rule_path import train_rule
+from .rundir import RunDir, prepare_run_dir
 from .signals import GracefulStop
 from .steps import Steps
 
@@ -64,30 +64,35 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         data.DatasetError / models errors: bad dataset, model or activation.
     """
     import activations  # noqa: F401  (registers the custom layers for saving/loading)
-    import models
 
     log = log or (lambda *a: print(*a, flush=True))
-    # Fail fast on names before any slow work.
-    models.describe(config.model)
+    # Fail fast on names and settings before any slow work.
+    rule = learning_rule(config.model)
     if config.activation is not None:
         activations.describe(config.activation)
     if resume and overwrite:
         raise TrainingError("resume and overwrite contradict each other; pass one of them.")
+    if not resume:
+        config = config.resolved(rule)  # before --overwrite deletes anything
     chief = True if config.strategy != "multiworker" else task_from_tf_config()[2]
-    run_dir, saved = prepare_run_dir(config, resume, overwrite, chief)
+    path, saved = prepare_run_dir(config, resume, overwrite, chief)
     if saved is not None:
-        # Keep the original presentation of the run except what was asked now.
-        config = dataclasses.replace(saved, out=config.out, quiet=config.quiet,
-                                     export=config.export)
+        config = config.resumed_from(saved).resolved(rule)
+    run = RunDir(path, chief, resume,
+                 config_pending=saved is None or saved.identity() != config.identity())
     with _deterministic(config.seed):
         if bundle is None:
             import data
-            bundle = data.load_dataset(config.dataset, batch_size=config.batch_size,
+            bundle = data.load_dataset(config.dataset, batch_size=config.batch_size or 64,
                                        seed=config.seed,
                                        validation_fraction=config.validation_fraction,
                                        limit=config.limit)
-        return _train(config, run_dir, resume, bundle, log if chief else _silent, callbacks,
-                      chief)
+        if rule is not None:
+            result = train_rule(config, run, bundle, rule, log, callbacks)
+        else:
+            result = _train(config, run, bundle, log if chief else _silent, callbacks)
+    result.config = config
+    return result
 
 
 @contextlib.contextmanager
@@ -114,7 +119,7 @@ def _silent(*_args) -> None:
     """The log of non-chief workers: the chief reports for the whole cluster."""
 
 
-def _train(config, run_dir, resume, bundle, log, callbacks, chief) -> TrainResult:
+def _train(config, run, bundle, log, callbacks) -> TrainResult:
     """Build model and optimizer in the strategy's scope (and dtype policy), then run."""
     import keras
     import tensorflow as tf
@@ -133,8 +138,7 @@ def _train(config, run_dir, resume, bundle, log, callbacks, chief) -> TrainResul
             if config.mixed_precision and keras.config.dtype_policy().name == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(model.trainable_variables)
-        return _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
-                    callbacks, chief)
+        return _run(config, run, bundle, model, optimizer, strategy, log, callbacks)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -145,88 +149,116 @@ class _EarlyStopping:
     patience: int | None
     best: float = math.inf
     wait: int = 0
+    best_epoch: int = 0
 
-    def update(self, val_loss: float) -> None:
+    def update(self, epoch: int, val_loss: float) -> bool:
+        """Count epoch ``epoch`` (1-based); True when it is the best so far."""
         if val_loss < self.best:
-            self.best, self.wait = val_loss, 0
-        else:
-            self.wait += 1
+            self.best, self.wait, self.best_epoch = val_loss, 0, epoch
+            return True
+        self.wait += 1
+        return False
 
     @property
     def triggered(self) -> bool:
         return bool(self.patience) and self.wait >= self.patience
 
     def state(self) -> dict:
-        return {"best": self.best, "wait": self.wait}
+        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch}
 
 
-def _run(config, run_dir, resume, bundle, model, optimizer, strategy, log,
-         callbacks, chief) -> TrainResult:
+def _restore(run, model, optimizer, early, config, log) -> tuple[int, list]:
+    """Load the last checkpoint (resume); return the epochs done and the history so far.
+
+    Raises:
+        TrainingError: the run already trained more epochs than ``config.epochs``.
+    """
+    found = ckpt.list_checkpoints(run.path / "checkpoints") if run.resume else []
+    if not found:
+        return 0, []
+    state = ckpt.restore(found[-1], model, optimizer)
+    done = state["epoch"]
+    if done > config.epochs:
+        raise TrainingError(f"{str(run.path)!r} has already trained {done} epochs, more than "
+                            f"epochs={config.epochs}. Fix: resume without --epochs, or with "
+                            f"--epochs {done} or more.")
+    saved = state["early_stopping"]
+    early.best, early.wait = saved["best"], saved["wait"]
+    early.best_epoch = saved.get("best_epoch", 0)
+    log(f"resuming {run.path} after epoch {done} ({found[-1].name})")
+    return done, state["history"]
+
+
+def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> TrainResult:
     """The epochs, from the last checkpoint (resume) or the first one."""
     import tensorflow as tf
 
-    paths: dict = {"run_dir": run_dir}
-    checkpoints = run_dir / "checkpoints"
-    history: list[dict] = []
-    start_epoch, early = 0, _EarlyStopping(config.early_stopping)
-    if resume:
-        found = ckpt.list_checkpoints(checkpoints)
-        if found:
-            state = ckpt.restore(found[-1], model, optimizer)
-            start_epoch, history = state["epoch"], state["history"]
-            early.best, early.wait = (state["early_stopping"]["best"],
-                                      state["early_stopping"]["wait"])
-            log(f"resuming {run_dir} after epoch {start_epoch} ({found[-1].name})")
-    elif chief:
-        paths["config"] = atomic_write_json(run_dir / "config.json", config.to_dict())
-
+    paths: dict = {"run_dir": run.path}
+    checkpoints = run.path / "checkpoints"
+    early = _EarlyStopping(config.early_stopping)
+    start_epoch, history = _restore(run, model, optimizer, early, config, log)
+    if not run.resume:
+        run.write_config(config, paths)
     steps = Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
                   track_gradients=config.track_gradients)
     val_ds = bundle.pipeline("val", batch_size=1024)
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard")) if chief else None
-    result = TrainResult(run_dir, paths, history, start_epoch, resumed_from=start_epoch,
-                         model=model, chief=chief)
+    writer = tf.summary.create_file_writer(str(run.path / "tensorboard")) if run.chief else None
+    result = TrainResult(run.path, paths, history, start_epoch, resumed_from=start_epoch,
+                         model=model, chief=run.chief)
+    n_steps = bundle.steps_per_epoch(config.batch_size)
     with GracefulStop() as stop:
         for epoch in range(start_epoch, config.epochs):
             # Checked at the top so a resumed, already early-stopped run stops too.
             if early.triggered:
                 result.stopped_early = True
                 break
-            epoch_run = _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief)
+            epoch_run = _train_epoch(config, epoch, bundle, steps, stop, checkpoints, run.chief)
             if epoch_run is None:
                 result.interrupted = stop.signal_name
                 break
             stats, grad_norms, progress = epoch_run
             val_loss, val_acc = steps.evaluate(val_ds)
+            # Key order = history.json/.csv column order.
             record = {"epoch": epoch + 1, "loss": stats["loss"], "accuracy": stats["accuracy"],
                       "val_loss": val_loss, "val_accuracy": val_acc,
                       "lr": float(current_lr(optimizer)), **stats, **grad_norms}
-            n_steps = bundle.steps_per_epoch(config.batch_size)
             if not all(np.isfinite(v.numpy()).all() for v in model.trainable_variables):
                 raise DivergedError(f"Training diverged: weights are NaN/inf after epoch "
                                     f"{epoch + 1}, batch {n_steps}. Fix: lower --lr.",
                                     epoch + 1, n_steps)
             history.append(record)
-            early.update(val_loss)
-            progress.finish(
-                loss=record["loss"], acc=record["accuracy"], val_loss=record["val_loss"],
-                val_accuracy=record["val_accuracy"], samples_per_s=record["samples_per_s"])
-            if chief:
+            improved = early.update(epoch + 1, val_loss)
+            progress.finish(loss=record["loss"], acc=record["accuracy"], val_loss=val_loss,
+                            val_accuracy=val_acc, samples_per_s=record["samples_per_s"])
+            if run.chief:
+                run.write_config(config, paths)
+                if improved and config.early_stopping:
+                    # Before the epoch's checkpoint, which names this epoch as the best.
+                    ckpt.save_best(checkpoints, epoch + 1, model)
                 ckpt.save(checkpoints, epoch + 1, model, optimizer,
                           {"history": history, "early_stopping": early.state(),
                            "config": config.identity()})
-                paths.update(outputs.write_history(run_dir, history))
+                paths.update(outputs.write_history(run.path, history))
                 outputs.log_tensorboard(writer, record)
             result.epochs_completed = epoch + 1
             for callback in callbacks:
                 callback(record, model)
     if result.stopped_early:
         log(f"early stopping: val_loss did not improve for {config.early_stopping} epochs")
-    if result.interrupted or not chief:
+    if result.interrupted or not run.chief:
         return result
+    if config.early_stopping and early.best_epoch:
+        # Keras' restore_best_weights: the saved model and its test score are the best epoch's.
+        ckpt.restore_best(checkpoints, model, early.best_epoch)
+        result.best_epoch = early.best_epoch
+        log(f"early stopping: model.keras holds epoch {early.best_epoch}'s weights "
+            f"(best val_loss {early.best:.4f})")
     result.test_loss, result.test_accuracy = steps.evaluate(bundle.pipeline("test", 1024))
+    result.test_metrics = {"loss": result.test_loss, "accuracy": result.test_accuracy}
     result.dead_fraction = dead_unit_fraction(model, bundle.as_numpy("val")[0])
-    outputs.write_final(config, run_dir, bundle, model, result, log)
+    outputs.write_final(config, run.path, model, result)
+    if config.export:
+        outputs.export_run(run.path, bundle, result.paths, log)
     return result
 
 

@@ -29,11 +29,17 @@ class TrainResult:
         interrupted: a signal name ("SIGINT"/"SIGTERM") if training was stopped, else None.
         stopped_early: early stopping ended the run.
         resumed_from: epochs already done when this call started (0 for a fresh run).
-        test_loss / test_accuracy: on the test split (None if interrupted).
+        test_metrics: metric -> value on the test split (``loss``/``accuracy`` for
+            backprop; a rule model's ``evaluate_rule``); empty if interrupted.
+        test_loss / test_accuracy: the same two figures (None when absent).
         dead_fraction: share of hidden units that output 0 for every validation image.
         model: the trained keras.Model.
         chief: this process wrote the run directory (False on the other workers
             of a multi-worker cluster: they write nothing, see ``task_from_tf_config``).
+        best_epoch: with early stopping, the epoch of the best val_loss, whose
+            weights the model (and model.keras, and the test metrics) hold.
+        learning_rule: the model's own learning rule, None for backpropagation.
+        config: the run's settings with the learning method's defaults filled in.
     """
     run_dir: Path
     paths: dict
@@ -42,11 +48,15 @@ class TrainResult:
     interrupted: str | None = None
     stopped_early: bool = False
     resumed_from: int = 0
+    test_metrics: dict = dataclasses.field(default_factory=dict)
     test_loss: float | None = None
     test_accuracy: float | None = None
     dead_fraction: float | None = None
     model: object = None
     chief: bool = True
+    best_epoch: int | None = None
+    learning_rule: str | None = None
+    config: object = None
 
 
 def write_history(run_dir: Path, history: list[dict]) -> dict:
@@ -84,8 +94,8 @@ def log_tensorboard(writer, record: dict) -> None:
     writer.flush()
 
 
-def write_final(config, run_dir: Path, bundle, model, result: TrainResult, log) -> None:
-    """The end of a complete run: model, audit, summary, plots and the optional export.
+def write_final(config, run_dir: Path, model, result: TrainResult) -> None:
+    """The end of a complete run: model, audit, summary and plots (``export_run`` follows).
 
     ``result`` already holds the test metrics; its ``paths`` gain every file written.
     """
@@ -99,21 +109,25 @@ def write_final(config, run_dir: Path, bundle, model, result: TrainResult, log) 
     paths["audit_md"] = atomic_write_text(run_dir / "audit.md", audit.to_markdown())
     paths["audit_json"] = atomic_write_text(run_dir / "audit.json", audit.to_json())
     summary = {"model": config.model, "activation": config.activation, "dataset": config.dataset,
+               "learning_rule": result.learning_rule,
                "epochs_completed": result.epochs_completed, "stopped_early": result.stopped_early,
-               "test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
+               **{f"test_{k}": v for k, v in result.test_metrics.items()},
                "dead_fraction": result.dead_fraction, "params": int(model.count_params()),
                "final": history[-1] if history else None}
+    if result.best_epoch is not None:
+        # The weights saved (and scored above) are this epoch's, not the last one's.
+        summary["best_epoch"] = result.best_epoch
+        summary["best"] = history[result.best_epoch - 1]
     paths["summary"] = atomic_write_json(run_dir / "summary.json", summary)
     if history:
-        title = f"{config.model} ({config.activation or 'default'}) on {config.dataset}"
+        how = result.learning_rule or config.activation or "default"
+        title = f"{config.model} ({how}) on {config.dataset}"
         paths["plot_curves"] = plots.plot_curves(history, run_dir / "curves.png", title)
         if config.track_gradients:
             paths["plot_gradients"] = plots.plot_gradient_norms(
                 history, run_dir / "gradient_norms.png", title)
     paths["tensorboard"] = run_dir / "tensorboard"
     paths["checkpoints"] = run_dir / "checkpoints"
-    if config.export:
-        export_run(run_dir, bundle, paths, log)
 
 
 def export_run(run_dir: Path, bundle, paths: dict, log) -> None:

@@ -21,17 +21,25 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+# History columns that are bookkeeping, not a metric to plot.
+_NOT_METRICS = ("epoch", "lr", "time_s", "samples", "samples_per_s")
+
+
 def plot_curves(history: list[dict], path: Path, title: str = "") -> Path:
-    """Loss and accuracy (train and validation) per epoch."""
+    """Every metric of the history per epoch, train and validation in one panel each
+    (backprop: loss and accuracy; a learning rule: its own figures)."""
     plt = _figure()
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
-        ax.plot(epochs, [r[key] for r in history], "o-", label=f"train {label}")
-        if history and f"val_{key}" in history[0]:
-            ax.plot(epochs, [r[f"val_{key}"] for r in history], "s--", label=f"val {label}")
+    metrics = [k for k in history[0] if k not in _NOT_METRICS and not k.startswith("val_")
+               and not k.startswith("grad_norm/")] if history else []
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(5 * max(len(metrics), 1), 4),
+                             squeeze=False)
+    for ax, key in zip(axes[0], metrics):
+        ax.plot(epochs, [r[key] for r in history], "o-", label=f"train {key}")
+        if f"val_{key}" in history[0]:
+            ax.plot(epochs, [r[f"val_{key}"] for r in history], "s--", label=f"val {key}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)

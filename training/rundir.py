@@ -7,10 +7,11 @@ before any slow work, so bad input costs nothing and damages nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
-from utils.io import remove_directory
+from utils.io import atomic_write_json, remove_directory
 
 from .config import TrainConfig
 from .errors import RunDirectoryError
@@ -21,6 +22,31 @@ RUN_FILES = ("model.keras", "config.json", "history.json", "history.csv", "summa
 RUN_DIRS = ("checkpoints", "tensorboard", "export", "plots")
 
 
+@dataclasses.dataclass
+class RunDir:
+    """A checked run directory and what this process may write there.
+
+    Attributes:
+        path: the directory.
+        chief: this process writes it (False on the other workers of a cluster).
+        resume: continue the run from its last checkpoint.
+        config_pending: ``config.json`` must still be written: a new run writes
+            it before its first epoch; a resume that changed the config (more
+            epochs) writes it with its first new checkpoint, so an interrupted
+            continuation leaves the finished run exactly as it was.
+    """
+    path: Path
+    chief: bool = True
+    resume: bool = False
+    config_pending: bool = False
+
+    def write_config(self, config: TrainConfig, paths: dict) -> None:
+        """Write ``config.json`` if it is pending (and this process is the chief)."""
+        if self.config_pending and self.chief:
+            paths["config"] = atomic_write_json(self.path / "config.json", config.to_dict())
+        self.config_pending = False
+
+
 def remove_run(run_dir: Path) -> None:
     """Delete the files and directories a run wrote (and nothing else) from ``run_dir``."""
     for name in RUN_DIRS:
@@ -29,14 +55,12 @@ def remove_run(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def _resumable(config: TrainConfig, run_dir: Path, fix: str) -> TrainConfig:
-    """The saved config of ``run_dir``, once ``config`` is known to continue it."""
+def _saved(run_dir: Path, fix: str) -> TrainConfig:
+    """The saved config of the run in ``run_dir``."""
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise RunDirectoryError(f"Nothing to resume in {str(run_dir)!r} (no config.json). {fix}")
-    saved = TrainConfig.load(config_path)
-    config.check_resumable_from(saved)
-    return saved
+    return TrainConfig.load(config_path)
 
 
 def _check_writable(run_dir: Path) -> None:
@@ -58,21 +82,23 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool = False,
     files that the chief (possibly on a shared filesystem, at the same moment)
     is writing.
 
+    Whether ``config`` may continue the saved run is
+    :meth:`TrainConfig.resumed_from`'s decision.
+
     Raises:
         RunDirectoryError: unwritable; holds a run and neither ``resume`` nor
             ``overwrite``; nothing to resume.
-        ConfigMismatchError: ``resume`` with settings that differ from the saved run.
     """
     run_dir = Path(config.out)
     if not chief:
         if not resume:
             return run_dir, None
-        return run_dir, _resumable(config, run_dir, (
+        return run_dir, _saved(run_dir, (
             "Fix: every worker must see the chief's run directory (a shared filesystem) to "
             "--resume; otherwise start a new run."))
     _check_writable(run_dir)
     if resume:
-        return run_dir, _resumable(config, run_dir, "Fix: drop --resume to start a new run.")
+        return run_dir, _saved(run_dir, "Fix: drop --resume to start a new run.")
     if (run_dir / "config.json").is_file():
         if not overwrite:
             raise RunDirectoryError(f"{str(run_dir)!r} already holds a run (config.json). Fix: "
