@@ -27,6 +27,8 @@ _DESCRIPTION = {
 }
 # A TFLite flatbuffer carries its file identifier at bytes 4..8.
 TFLITE_MAGIC = b"TFL3"
+# Protobuf caps a model at 2 GiB; a tensor declared larger is a crafted file.
+MAX_ONNX_TENSOR_BYTES = 2 * 2 ** 30
 
 
 @dataclass(frozen=True)
@@ -190,8 +192,49 @@ def _check_onnx(path: Path, bad: str) -> None:
 
     try:
         model = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(model)
+        # The path form resolves external data against the model's folder (the
+        # ModelProto form would use the working directory) and refuses
+        # locations that are absolute or climb out of that folder.
+        onnx.checker.check_model(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf/checker raise many types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArtifactError(f"{bad}: {reason}. The file is truncated or corrupt; re-export it.") \
             from None
+    for tensor in _onnx_tensors(model.graph):
+        size = _onnx_declared_bytes(tensor)
+        if size > MAX_ONNX_TENSOR_BYTES:
+            raise ArtifactError(
+                f"{bad}: tensor {tensor.name!r} declares {size:,} bytes (shape "
+                f"{list(tensor.dims)}; limit {MAX_ONNX_TENSOR_BYTES:,}). Refused before any "
+                "runtime allocates it; re-export the model.")
+
+
+def _onnx_tensors(graph):
+    """Every TensorProto of a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _onnx_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _onnx_tensors(sub)
+
+
+def _onnx_declared_bytes(tensor) -> int:
+    from onnx import helper
+
+    count = 1
+    for d in tensor.dims:
+        count *= max(int(d), 0)
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        itemsize = 8  # unknown or string types: count them wide
+    declared = count * itemsize
+    for entry in tensor.external_data:
+        if entry.key == "length" and entry.value.isdigit():
+            declared = max(declared, int(entry.value))
+    return declared

@@ -103,7 +103,8 @@ def test_full_disk_is_one_line_exit_2(capsys):
 
     assert run_cli(main, [], prog="train.py") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["train.py: error: No space left on device: runs/x/model.keras"]
+    assert err == ["train.py: error: No space left on device: runs/x/model.keras (the output "
+                   "location is full: free space there or choose another one)"]
 
 
 def test_help_still_exits_0():

@@ -32,6 +32,7 @@ _PATH_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirector
 _PATH_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.EISDIR,
                 errno.ENOTDIR, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG,
                 errno.ENOTEMPTY, errno.ELOOP, errno.EFBIG, errno.EXDEV}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -62,6 +63,8 @@ def error_line(exc: BaseException) -> str:
         msg = exc.strerror + (f": {exc.filename}" if exc.filename is not None else "")
         if exc.filename2 is not None:
             msg += f" -> {exc.filename2}"
+        if exc.errno in _FULL_ERRNOS:
+            msg += " (the output location is full: free space there or choose another one)"
         return msg
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     msg = lines[0] if lines else type(exc).__name__
