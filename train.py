@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bfloat16 compute on CPU, float16 with loss scaling on GPU")
     p.add_argument("--track-gradients", dest="track_gradients", action="store_true",
                    help="record and plot the mean per-layer gradient norm of every epoch")
+    p.add_argument("--clip-norm", dest="clip_norm", type=float, metavar="X",
+                   help="clip the gradient to global L2 norm X before every step (history: "
+                   "grad_norm/global before and grad_norm/global_clipped after clipping)")
+    p.add_argument("--clip-value", dest="clip_value", type=float, metavar="X",
+                   help="clip every gradient element to [-X, X] instead")
     p.add_argument("--compare-activations", dest="compare", metavar="LIST", default=None,
                    help="comma-separated activations (e.g. relu,sigmoid,tanh,gelu): train once "
                    "per activation into <out>/<activation>/ and write comparison.png/.md/.json")

@@ -14,7 +14,8 @@ from _train_helpers import ROOT, error_lines, run_cli
 FLAGS = ["--model", "--activation", "--dataset", "--epochs", "--batch-size", "--lr",
          "--optimizer", "--seed", "--out", "--resume", "--quiet", "--early-stopping",
          "--lr-schedule", "--mixed-precision", "--track-gradients", "--compare-activations",
-         "--num-classes", "--export", "--strategy"]
+         "--num-classes", "--export", "--strategy", "--model-arg", "--rule-arg", "--clip-norm",
+         "--clip-value"]
 
 
 def cli(argv, capsys):
@@ -47,7 +48,8 @@ def finished_run(tmp_path_factory):
     """A real CLI run in a subprocess: deep_mlp on 3,500 real digits, 3 epochs."""
     out = tmp_path_factory.mktemp("cli") / "run"
     res = run_cli("--model", "deep_mlp", "--epochs", 3, "--batch-size", 64, "--lr", 1e-3,
-                  "--num-classes", "auto", "--track-gradients", "--quiet", "--out", out)
+                  "--num-classes", "auto", "--track-gradients", "--model-arg", "depth=3",
+                  "--model-arg", "batch_norm=false", "--quiet", "--out", out)
     assert res.returncode == 0, res.stderr[-2000:]
     return out, res
 
@@ -70,6 +72,10 @@ def test_cli_run_learns_and_writes_everything(finished_run):
 
     # Reference accuracy: the saved model re-loaded and scored with numpy.
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_overrides"] == {"depth": 3, "batch_norm": False}  # JSON values
+    assert [l.name for l in model.layers if type(l).__name__ == "Dense"] == [
+        "hidden_1", "hidden_2", "hidden_3", "output"]
     x, y = data.load_dataset("digits").as_numpy("test")
     acc = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
     assert acc > 0.5  # 10 classes: chance is 0.1
@@ -101,6 +107,9 @@ def test_resume_with_other_config_is_refused_and_nothing_changes(finished_run, c
     assert code == 2
     lines = error_lines(err)
     assert len(lines) == 1 and "lr=0.001" in lines[0] and "lr=0.5" in lines[0]
+    code, _, err = cli(["--out", out, "--resume", "--model-arg", "depth=4"], capsys)
+    assert code == 2 and "model_overrides={'depth': 3, 'batch_norm': False} but this run asks " \
+        "for model_overrides={'depth': 4, 'batch_norm': False}" in error_lines(err)[0]
     # Starting a new run over it (no --resume) is refused too.
     code, _, err = cli(["--out", out, "--model", "deep_mlp"], capsys)
     assert code == 2 and "--resume" in error_lines(err)[0]
@@ -153,6 +162,20 @@ BAD_INPUTS = {
     "bad_int": (lambda t: ["--batch-size", "big"], "--batch-size"),
     "head_too_small": (lambda t: ["--model", "deep_mlp", "--num-classes", 5], "--num-classes auto"),
     "nothing_to_resume": (lambda t: ["--resume"], "Nothing to resume"),
+    "unknown_model_arg": (lambda t: ["--model", "deep_mlp", "--model-arg", "deph=3"],
+                          "Unknown override 'deph' for model family 'deep_mlp'. Did you mean: "
+                          "depth? Accepted: input_shape, num_classes, activation"),
+    "bad_model_arg_value": (lambda t: ["--model", "deep_mlp", "--model-arg", "depth=0"],
+                            "depth"),
+    "model_arg_without_value": (lambda t: ["--model-arg", "depth"], "KEY=VALUE"),
+    "model_arg_twice": (lambda t: ["--model-arg", "depth=2", "--model-arg", "depth=3"],
+                        "depth is given twice"),
+    "model_arg_and_flag": (lambda t: ["--model-arg", "activation=tanh", "--activation", "relu"],
+                           "activation is given twice"),
+    "rule_arg_for_backprop": (lambda t: ["--rule-arg", "sigma=1"], "--rule-arg applies to"),
+    "bad_clip_norm": (lambda t: ["--clip-norm", "-1"], "clip_norm must be a positive"),
+    "two_clippings": (lambda t: ["--clip-norm", "1", "--clip-value", "1"],
+                      "Pass one of --clip-norm and --clip-value"),
 }
 
 

@@ -85,3 +85,78 @@ def test_resume_of_a_finished_run_changes_nothing(uninterrupted):
     again = train(small_config(res.run_dir), resume=True)
     assert again.epochs_completed == 3 and again.resumed_from == 3
     assert_bitwise_equal(weights(again.model), w)
+
+
+def test_continuing_a_finished_run_equals_a_longer_run(uninterrupted, tmp_path):
+    """2 epochs, finished, then --resume --epochs 3: bitwise the straight 3-epoch run."""
+    from training import train
+
+    short = train(small_config(tmp_path / "run", epochs=2))
+    assert short.epochs_completed == 2 and (tmp_path / "run" / "model.keras").is_file()
+    longer = train(small_config(tmp_path / "run", epochs=3), resume=True)
+    assert longer.resumed_from == 2 and longer.epochs_completed == 3
+    assert_bitwise_equal(weights(longer.model), uninterrupted[1])
+    full_hist = json.loads((uninterrupted[0].run_dir / "history.json").read_text())
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["loss"] for h in hist] == [h["loss"] for h in full_hist]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 3
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step"])
+def test_continuing_a_scheduled_run_is_refused_and_changes_nothing(tmp_path, schedule, capsys):
+    """The schedule is a function of the total steps: refused before any work."""
+    import train as train_cli
+    from training import TrainConfig
+    from utils.cli import run_cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = TrainConfig(lr_schedule=schedule, epochs=20, out=str(run)).resolved()
+    (run / "config.json").write_text(json.dumps(saved.to_dict()))
+    before = (run / "config.json").read_text()
+    code = run_cli(train_cli.main, ["--out", str(run), "--resume", "--epochs", "30"],
+                   prog="train.py")
+    err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("train.py")]
+    assert code == 2 and len(err) == 1
+    assert f"from 20 to 30 epochs: its {schedule} learning-rate schedule" in err[0]
+    assert "Fix: start a new run with --epochs 30" in err[0]
+    assert (run / "config.json").read_text() == before and sorted(run.iterdir()) == [
+        run / "config.json"]
+
+
+def test_early_stopping_keeps_the_best_weights_also_across_resume(tmp_path):
+    """model.keras and the test score come from the best val_loss epoch (Keras'
+    restore_best_weights); a run interrupted after that epoch ends the same."""
+    import keras
+
+    import data
+    from training import train
+
+    # A large learning rate on 448 images overfits fast: val loss stalls within a few epochs.
+    cfg = small_config(tmp_path / "full", epochs=40, early_stopping=2, lr=0.02)
+    res = train(cfg)
+    val = [h["val_loss"] for h in res.history]
+    best = int(np.argmin(val)) + 1
+    assert res.stopped_early and res.best_epoch == best
+    assert best == len(val) - 2 and min(val[best:]) >= val[best - 1]  # patience 2, then stop
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert summary["best_epoch"] == best and summary["best"]["val_loss"] == val[best - 1]
+
+    # Reference: the saved model scored by numpy on the validation and test splits.
+    model = keras.saving.load_model(tmp_path / "full" / "model.keras", safe_mode=True)
+    bundle = data.load_dataset("digits", limit=640)
+    for split, expected in (("val", val[best - 1]), ("test", summary["test_loss"])):
+        x, y = bundle.as_numpy(split)
+        probs = model.predict(x, verbose=0).astype(np.float64)
+        assert float(np.mean(-np.log(probs[np.arange(len(y)), y]))) == \
+            pytest.approx(expected, rel=1e-5)
+    assert summary["test_accuracy"] == pytest.approx(
+        float(np.mean(model.predict(bundle.as_numpy("test")[0], verbose=0).argmax(1)
+                      == bundle.as_numpy("test")[1])))
+
+    resumed_cfg = small_config(tmp_path / "cut", epochs=40, early_stopping=2, lr=0.02)
+    first = train(resumed_cfg, callbacks=[sigterm_after_epoch(best + 1)])
+    assert first.interrupted and first.epochs_completed == best + 1
+    again = train(resumed_cfg, resume=True)
+    assert again.best_epoch == best and again.epochs_completed == res.epochs_completed
+    assert_bitwise_equal(weights(again.model), weights(res.model))

@@ -27,7 +27,8 @@ BACKPROP_DEFAULTS = {"epochs": 20, "batch_size": 64, "lr": 3e-3}
 # learns by its own rule refuses any other value (it would be silently ignored).
 _BACKPROP_ONLY = {"optimizer": "adam", "lr_schedule": "constant", "early_stopping": None,
                   "mixed_precision": False, "track_gradients": False, "strategy": "default",
-                  "steps_per_execution": 32, "jit_compile": True}
+                  "steps_per_execution": 32, "jit_compile": True, "clip_norm": None,
+                  "clip_value": None}
 # Rule parameters that have their own flags.
 _RULE_FLAGS = {"learning_rate": ("lr", "--lr"), "batch_size": ("batch_size", "--batch-size")}
 
@@ -50,6 +51,8 @@ class TrainConfig:
         lr_schedule: constant, cosine (to 0 over all steps) or step (x0.1 at 50% and 75%).
         mixed_precision: bfloat16 compute on CPU, float16 + loss scaling on GPU.
         track_gradients: record per-layer gradient norms each epoch.
+        clip_norm: clip the gradient to this global L2 norm before each step.
+        clip_value: clip every gradient element to [-clip_value, clip_value] instead.
         num_classes: None keeps the model's head (exam_mlp: 1000, labels 0..k-1
             still work), "auto" sizes it to the dataset, an int sets it.
         strategy: tf.distribute strategy: default, mirrored, multiworker (TF_CONFIG).
@@ -77,6 +80,8 @@ class TrainConfig:
     lr_schedule: str = "constant"
     mixed_precision: bool = False
     track_gradients: bool = False
+    clip_norm: float | None = None
+    clip_value: float | None = None
     num_classes: Any = None
     strategy: str = "default"
     steps_per_execution: int = 32
@@ -106,6 +111,15 @@ class TrainConfig:
         positive_int("steps_per_execution", self.steps_per_execution)
         positive_int("early_stopping", self.early_stopping, allow_none=True)
         positive_int("limit", self.limit, allow_none=True)
+        for name in ("clip_norm", "clip_value"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 < value < float("inf")):
+                raise TrainingError(f"{name} must be a positive finite number; received "
+                                    f"{name}={value!r}.")
+        if self.clip_norm is not None and self.clip_value is not None:
+            raise TrainingError(f"Pass one of --clip-norm and --clip-value; received clip_norm="
+                                f"{self.clip_norm!r} and clip_value={self.clip_value!r}.")
         if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
                                     or not self.lr > 0 or self.lr == float("inf")):
             raise TrainingError(f"lr must be a positive finite number; received lr={self.lr!r}.")
@@ -259,7 +273,8 @@ def resume_config(out: str | Path, given: dict) -> TrainConfig:
 
     ``training.train(config, resume=True)`` then refuses any given field that
     changes the result (ConfigMismatchError), so ``--resume`` alone continues a
-    run exactly as it was started.
+    run exactly as it was started. Given ``model_overrides``/``rule_args`` are
+    laid key by key over the saved ones (repeating one ``--model-arg`` is fine).
 
     Raises:
         RunDirectoryError: ``out`` holds no run.
@@ -270,5 +285,6 @@ def resume_config(out: str | Path, given: dict) -> TrainConfig:
     if not path.is_file():
         raise RunDirectoryError(f"Nothing to resume in {str(out)!r} (no config.json). "
                                 "Fix: drop --resume to start a new run.")
-    saved = TrainConfig.load(path)
-    return TrainConfig.from_dict({**saved.to_dict(), **given, "out": str(out)})
+    saved = TrainConfig.load(path).to_dict()
+    merged = {k: {**saved[k], **given[k]} for k in ("model_overrides", "rule_args") if k in given}
+    return TrainConfig.from_dict({**saved, **given, **merged, "out": str(out)})

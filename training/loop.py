@@ -200,7 +200,8 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> Tra
     if not run.resume:
         run.write_config(config, paths)
     steps = Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
-                  track_gradients=config.track_gradients)
+                  track_gradients=config.track_gradients, clip_norm=config.clip_norm,
+                  clip_value=config.clip_value)
     val_ds = bundle.pipeline("val", batch_size=1024)
     writer = tf.summary.create_file_writer(str(run.path / "tensorboard")) if run.chief else None
     result = TrainResult(run.path, paths, history, start_epoch, resumed_from=start_epoch,
@@ -280,7 +281,7 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
     progress = Progress(f"epoch {epoch + 1}/{config.epochs}", n_steps,
                         live=False if config.quiet else None, silent=not chief)
     done, loss_sum, correct_sum, seen = 0, 0.0, 0.0, 0
-    norm_sum = np.zeros(len(steps.layer_names))
+    norm_sum = np.zeros(len(steps.norm_names))
     for losses, corrects, counts, norms in steps.epoch_chunks(
             bundle, epoch, config.batch_size, config.steps_per_execution):
         bad = np.flatnonzero(~np.isfinite(losses))
@@ -307,5 +308,5 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
     stats = {"loss": loss_sum / seen, "accuracy": correct_sum / seen, "time_s": elapsed,
              "samples": seen, "samples_per_s": seen / max(elapsed, 1e-9)}
     grad_norms = {f"grad_norm/{name}": float(total / n_steps)
-                  for name, total in zip(steps.layer_names, norm_sum)}
+                  for name, total in zip(steps.norm_names, norm_sum)}
     return stats, grad_norms, progress

@@ -40,18 +40,34 @@ class Steps:
     Attributes:
         layer_names: layers whose gradient norms are tracked (empty unless
             ``track_gradients``), input layer first.
+        norm_names: what the chunks' summed norms are, in order: ``layer_names``,
+            then with clipping ``global`` (the gradient's global L2 norm before
+            clipping) and ``global_clipped`` (the norm of the gradient applied).
         fused: the single-replica XLA chunk is used (else the distributed one).
         fused_chunk / distributed_chunk / evaluate_batch: the compiled functions.
     """
 
-    def __init__(self, model, optimizer, strategy, *, jit_compile: bool, track_gradients: bool):
+    def __init__(self, model, optimizer, strategy, *, jit_compile: bool, track_gradients: bool,
+                 clip_norm: float | None = None, clip_value: float | None = None):
         import tensorflow as tf
+
+        from .errors import TrainingError
 
         self.model, self.optimizer, self.strategy = model, optimizer, strategy
         self.variables = model.trainable_variables
         self.layer_names, self._group = (_layer_groups(self.variables) if track_gradients
                                          else ([], None))
+        self.clip_norm, self.clip_value = clip_norm, clip_value
+        self._clipping = clip_norm is not None or clip_value is not None
+        self.norm_names = self.layer_names + (["global", "global_clipped"] if self._clipping
+                                              else [])
         self._replicas = strategy.num_replicas_in_sync
+        if self._clipping and self._replicas > 1:
+            # Keras clips each replica's gradient before the all-reduce: that is not the
+            # global gradient's norm, and the runs would differ from one process.
+            raise TrainingError(f"--clip-norm/--clip-value need a single replica; this "
+                                f"strategy has {self._replicas}. Fix: drop the clipping flag "
+                                "or --strategy.")
         self._loss_scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer only
         self.fused = (self._replicas == 1
                       and not isinstance(strategy, tf.distribute.MirroredStrategy))
@@ -95,6 +111,24 @@ class Steps:
             layer_sq = layer_sq / tf.square(tf.cast(scale, tf.float32))
         return layer_sq
 
+    def _clip(self, grads, scale):
+        """``(gradients to apply, [raw global norm², applied global norm²])``.
+
+        The thresholds apply to the true gradient: under float16 loss scaling the
+        gradients are still multiplied by ``scale`` here (the optimizer divides later).
+        """
+        import tensorflow as tf
+
+        unscale = tf.constant(1.0) if scale is None else tf.cast(scale, tf.float32)
+        raw = tf.linalg.global_norm(grads) / unscale
+        if self.clip_value is not None:
+            limit = self.clip_value * unscale
+            grads = [tf.clip_by_value(g, -limit, limit) for g in grads]
+        else:
+            grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * unscale)
+        applied = tf.linalg.global_norm(grads) / unscale
+        return grads, tf.stack([tf.square(raw), tf.square(applied)])
+
     def _replica_step(self, x, y):
         """One optimizer step on this replica's batch: ``(sum_loss, correct, count, layer_sq)``."""
         import tensorflow as tf
@@ -106,8 +140,12 @@ class Steps:
         grads = tape.gradient(scaled, self.variables)
         # Read before apply(): a LossScaleOptimizer may change its scale there.
         scale = None if self._loss_scale is None else tf.identity(self._loss_scale.value)
+        layer_sq = self._layer_squares(grads, scale)  # the raw gradient, before any clipping
+        if self._clipping:
+            grads, clip_sq = self._clip(grads, scale)
+            layer_sq = tf.concat([layer_sq, clip_sq], 0)
         self.optimizer.apply(grads, self.variables)
-        return sum_loss, _correct(probs, y), count, self._layer_squares(grads, scale)
+        return sum_loss, _correct(probs, y), count, layer_sq
 
     def _fused_chunk(self, x_all, y_all, idx, n):
         """Up to idx.shape[0] steps in one call: batches gathered in-graph, no tf.data."""
@@ -126,7 +164,7 @@ class Steps:
         _, losses, corrects, norm_sum = tf.while_loop(
             lambda i, *_: i < n, body,
             (tf.constant(0), tf.TensorArray(tf.float32, size=size),
-             tf.TensorArray(tf.float32, size=size), tf.zeros([len(self.layer_names)])),
+             tf.TensorArray(tf.float32, size=size), tf.zeros([len(self.norm_names)])),
             maximum_iterations=size)
         return losses.stack(), corrects.stack(), norm_sum
 
@@ -138,7 +176,7 @@ class Steps:
         losses = tf.TensorArray(tf.float32, size=n)
         corrects = tf.TensorArray(tf.float32, size=n)
         counts = tf.TensorArray(tf.float32, size=n)
-        norm_sum = tf.zeros([len(self.layer_names)])
+        norm_sum = tf.zeros([len(self.norm_names)])
         for i in tf.range(n):
             x, y = next(iterator)
             out = self.strategy.run(self._replica_step, args=(x, y))
