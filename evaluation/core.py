@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.progress import Progress
+
 from . import artifacts as _artifacts
 from . import execute, metrics
 from .errors import EvaluationError
 from .isolation import call_isolated
-from .progress import ProgressBar
 
 
 # Seed of the --limit subset: fixed, so limited runs are comparable with each other.
@@ -147,7 +149,8 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
         split: "train", "val" or "test".
         batch_size: examples per runtime call.
         unsafe: allow ``.keras`` files with Lambda layers (arbitrary code).
-        progress: draw a progress bar on stderr (only when it is a terminal).
+        progress: show progress on stderr (``utils.progress``): a bar on a terminal,
+            one line per artifact otherwise.
         limit: evaluate only ``limit`` examples of the split: a fixed random subset
             (seed ``LIMIT_SEED``, the same every run), in the split's order.
         num_threads: runtime intra-op threads (None: each runtime's default).
@@ -200,7 +203,8 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
         inputs_path = Path(tmp) / "inputs.npy"
         for i, art in enumerate(resolved):
             t0 = time.perf_counter()
-            with ProgressBar(len(y), art.label, enabled=progress) as bar:
+            with Progress(art.label, len(y), unit="images", stream=sys.stderr,
+                          silent=not progress, delay=0.5) as bar:
                 if art.kind == "keras":
                     # In this process: loading a .keras file runs no native parser
                     # on untrusted bytes beyond zip/h5py, and safe mode already

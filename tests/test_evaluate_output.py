@@ -1,5 +1,4 @@
-"""Presentation of results: progress bar, terminal table, Markdown report (atomic)."""
-import io
+"""Presentation of results: terminal table, Markdown report (atomic); the progress display is tested in test_utils_progress.py."""
 import json
 
 import numpy as np
@@ -7,31 +6,6 @@ import pytest
 
 from evaluation import report
 from evaluation.core import ArtifactResult, EvaluationResult
-from evaluation.progress import ProgressBar
-
-
-class _Terminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_bar_draws_on_a_terminal_only():
-    tty = _Terminal()
-    bar = ProgressBar(1000, "model.tflite", stream=tty, delay=0.0, width=10)
-    bar.update(500)
-    bar.update(1000)
-    bar.close()
-    assert "\rmodel.tflite [#####.....] 500/1,000 images" in tty.getvalue()
-    assert "[##########] 1,000/1,000 images" in tty.getvalue()
-    assert tty.getvalue().endswith("\n")
-    pipe = io.StringIO()  # not a TTY: nothing, so logs and pipes stay clean
-    with ProgressBar(1000, "x", stream=pipe, delay=0.0) as quiet:
-        quiet.update(500)
-    assert pipe.getvalue() == ""
-    off = _Terminal()
-    with ProgressBar(1000, "x", stream=off, delay=0.0, enabled=False) as disabled:
-        disabled.update(500)
-    assert off.getvalue() == ""
 
 
 def _result():

@@ -25,8 +25,8 @@ import time
 def format_fields(fields: dict) -> str:
     """``{"loss": 0.41, "samples_per_s": 61240.2}`` -> ``"loss 0.4100 61,240 samples/s"``.
 
-    Floats get 4 decimals, integers thousands separators; a name ending in
-    ``_per_s`` is shown as a rate (``61,240 samples/s``); None values are left out.
+    Floats read ``name 0.4100``; integers are counts and read ``1,000 images``; a
+    name ending in ``_per_s`` is a rate (``61,240 samples/s``); None values are left out.
     """
     parts = []
     for name, value in fields.items():
@@ -37,7 +37,7 @@ def format_fields(fields: dict) -> str:
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             parts.append(f"{name} {value}")
         elif isinstance(value, int):
-            parts.append(f"{name} {value:,}")
+            parts.append(f"{value:,} {name}")
         else:
             parts.append(f"{name} {value:.4f}")
     return " ".join(parts)
@@ -57,6 +57,8 @@ class Progress:
         delay: seconds before the bar is first drawn (keeps short phases to one line).
 
     ``update`` may be called from another thread (evaluation's child-progress reader).
+    As a context manager the phase ends with ``finish`` (``done`` units) on
+    success and ``abort`` on an exception (the error says what happened).
     """
 
     WIDTH = 24
@@ -71,6 +73,7 @@ class Progress:
         self.live = bool(live) and not silent
         self.delay = delay
         self.t0 = time.perf_counter()
+        self.done = 0
         self._drawn = False
         self._lock = threading.Lock()
 
@@ -80,6 +83,7 @@ class Progress:
 
     def update(self, done: int, **fields) -> None:
         """Redraw the bar at ``done`` of ``total`` units with ``fields`` (terminal only)."""
+        self.done = done
         if not self.live or self.elapsed() < self.delay:
             return
         filled = int(self.WIDTH * min(done, self.total) / self.total)
@@ -110,3 +114,12 @@ class Progress:
                 self.stream.write("\n")
                 self.stream.flush()
                 self._drawn = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.finish(**{self.unit: self.done})
+        else:
+            self.abort()
