@@ -16,14 +16,18 @@ PROG = "python -m export"
 
 def _export_parser() -> ArgumentParser:
     p = ArgumentParser(
-        prog=PROG, description="Export a .keras model to SavedModel / ONNX / TFLite, "
-        "validated in each runtime. Benchmark an export: `python -m export bench DIR`.")
+        prog=PROG, description="Export a .keras model to SavedModel / ONNX / TFLite / "
+        "TFLite Micro, validated in each runtime. Benchmark an export: "
+        "`python -m export bench DIR`.")
     p.add_argument("model", help="the .keras file")
     p.add_argument("--out", required=True, help="export directory (replaced atomically)")
     p.add_argument("--formats", default="saved_model,onnx,tflite",
-                   help="comma-separated subset of saved_model,onnx,tflite")
+                   help="comma-separated subset of saved_model,onnx,tflite,tflite_micro "
+                   "(tflite_micro: fully-int8 batch-1 model + model_data.h/.cc + "
+                   "op_resolver.h, needs --representative-data)")
     p.add_argument("--quantize", default=None,
-                   help="TFLite variant(s), comma-separated: none,float16,dynamic,int8")
+                   help="TFLite variant(s), comma-separated: none,float16,dynamic,int8 "
+                   "(int8 also writes an int8 ONNX when onnx is among the formats)")
     p.add_argument("--representative-data", default=None, metavar="DATASET",
                    help="dataset name for int8 calibration (train split) and the "
                    "top-1 check (test split), e.g. digits")
@@ -35,6 +39,8 @@ def _export_parser() -> ArgumentParser:
     p.add_argument("--fixed-batch", type=int, default=None, metavar="N",
                    help="TFLite with a static batch size N (edge devices)")
     p.add_argument("--int8-io", action="store_true", help="int8 input/output tensors")
+    p.add_argument("--micro-io", default="int8", metavar="{int8,float32}",
+                   help="input/output tensors of the tflite_micro model (default int8)")
     p.add_argument("--logits-only", action="store_true",
                    help="drop a final softmax (same top-1, faster int8)")
     p.add_argument("--no-float-head", dest="float_head", action="store_false",
@@ -117,7 +123,7 @@ def main(argv=None) -> int:
                             atol=args.atol, allow_flex=args.allow_flex,
                             fixed_batch=args.fixed_batch, int8_io=args.int8_io,
                             logits_only=args.logits_only, int8_float_head=args.float_head,
-                            static_flatten=args.static_flatten)
+                            static_flatten=args.static_flatten, micro_io=args.micro_io)
     print(manifest_markdown(manifest), end="")
     print(f"Wrote {args.out}/manifest.json")
     return 0

@@ -17,7 +17,10 @@ import numpy as np
 
 from export.errors import ExportError
 
-FORMATS = ("saved_model", "onnx", "tflite")
+FORMATS = ("saved_model", "onnx", "tflite", "tflite_micro")
+# tflite_micro needs calibration data, so it is not among the defaults.
+DEFAULT_FORMATS = ("saved_model", "onnx", "tflite")
+MICRO_IO = ("int8", "float32")
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 MANIFEST = "manifest.json"
 _QUANT_ALIASES = {"none": None, "float32": None, "fp32": None, "fp16": "float16"}
@@ -38,6 +41,7 @@ class Options:
     int8_float_head: bool
     static_flatten: bool
     validate: bool
+    micro_io: str
 
 
 def _closest(value, choices) -> str:
@@ -103,7 +107,7 @@ def _check_opset(opset, formats):
 
 def check_options(*, formats, quantize, representative_data, opset, validate, atol,
                   allow_flex, fixed_batch, int8_io, logits_only, int8_float_head,
-                  static_flatten) -> Options:
+                  static_flatten, micro_io) -> Options:
     """Check every argument of ``export_model`` that needs no model.
 
     Returns:
@@ -114,9 +118,17 @@ def check_options(*, formats, quantize, representative_data, opset, validate, at
     """
     formats = check_formats(formats)
     variants = check_quantize(quantize)
-    if any(variants) and "tflite" not in formats:
-        raise ExportError(f"quantize={quantize!r} applies to TFLite only; add 'tflite' "
-                          f"to formats (received formats={formats}).")
+    onnx_int8_only = set(filter(None, variants)) == {"int8"} and "onnx" in formats
+    if any(variants) and "tflite" not in formats and not onnx_int8_only:
+        raise ExportError(f"quantize={quantize!r} applies to TFLite only (and 'int8' to "
+                          f"ONNX too); add 'tflite' to formats (received formats={formats}).")
+    if "tflite_micro" in formats and representative_data is None:
+        raise ExportError("tflite_micro needs representative_data: real inputs [N, ...] to "
+                          "calibrate the fully-int8 model and to check it on held-out data "
+                          "(CLI: --representative-data digits).")
+    if micro_io not in MICRO_IO:
+        raise ExportError(f"micro_io must be one of {', '.join(MICRO_IO)}.{_closest(micro_io, MICRO_IO)}"
+                          f" Received: micro_io={micro_io!r}")
     if "int8" in variants and representative_data is None:
         raise ExportError("quantize='int8' needs representative_data: real inputs [N, ...] "
                           "for calibration and the top-1 check (CLI: --representative-data "
@@ -134,7 +146,8 @@ def check_options(*, formats, quantize, representative_data, opset, validate, at
                    allow_flex=bool(allow_flex), fixed_batch=fixed_batch,
                    int8_io=bool(int8_io), logits_only=bool(logits_only),
                    int8_float_head=bool(int8_float_head),
-                   static_flatten=bool(static_flatten), validate=bool(validate))
+                   static_flatten=bool(static_flatten), validate=bool(validate),
+                   micro_io=micro_io)
 
 
 def check_out_dir(out_dir) -> Path:
@@ -160,12 +173,15 @@ def check_out_dir(out_dir) -> Path:
     return out
 
 
-def check_model_inputs(model) -> None:
+def check_model_inputs(model, formats=()) -> None:
     """Refuse inputs with unknown non-batch dimensions (no converter fixes them).
 
     Raises:
         ExportError: naming the input and its shape.
     """
+    if "tflite_micro" in formats:
+        from export.micro import check_static_inputs
+        check_static_inputs(model)  # the message says what TFLite Micro needs
     for t in model.inputs:
         if any(d is None for d in t.shape[1:]):
             raise ExportError(f"Input {t.name!r} has unknown dimensions {list(t.shape)}; "

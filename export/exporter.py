@@ -12,31 +12,40 @@ import os
 import time
 
 from export import manifest as manifest_io
-from export.checks import (FORMATS, MANIFEST, QUANTIZATIONS, check_data, check_formats,
-                           check_model_inputs, check_options, check_out_dir, check_quantize)
+from export.checks import (DEFAULT_FORMATS, FORMATS, MANIFEST, QUANTIZATIONS, check_data,
+                           check_formats, check_model_inputs, check_options, check_out_dir,
+                           check_quantize)
 from export.errors import ExportError, ValidationError
 from export.manifest import MANIFEST_MD, manifest_markdown
 
-__all__ = ["export_model", "FORMATS", "QUANTIZATIONS", "MANIFEST", "MANIFEST_MD",
+__all__ = ["export_model", "FORMATS", "DEFAULT_FORMATS", "QUANTIZATIONS", "MANIFEST", "MANIFEST_MD",
            "check_formats", "check_quantize", "manifest_markdown"]
 
 
-def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
+def export_model(model_or_path, out_dir, formats=DEFAULT_FORMATS, quantize=None,
                  representative_data=None, opset=None, validate=True, atol=None,
                  allow_flex=False, fixed_batch=None, int8_io=False,
                  logits_only=False, validation_data=None, int8_float_head=True,
-                 static_flatten=True) -> dict:
-    """Export a Keras model to SavedModel / ONNX / TFLite, validated, atomically.
+                 static_flatten=True, micro_io="int8") -> dict:
+    """Export a Keras model to SavedModel / ONNX / TFLite / TFLite Micro,
+    validated, atomically.
 
     Args:
         model_or_path: a ``keras.Model`` or the path of a ``.keras`` file
             (loaded with ``safe_mode=True`` after ``import activations``).
         out_dir: export directory; replaced only when everything succeeded.
-        formats: subset of ``("saved_model", "onnx", "tflite")`` (or "a,b").
+        formats: subset of :data:`FORMATS` (or "a,b"); default
+            ``("saved_model", "onnx", "tflite")``. "tflite_micro" writes a
+            fully-int8 batch-1 ``model_micro.tflite`` with ``model_data.h``,
+            ``model_data.cc`` and ``op_resolver.h``, run in the TFLite Micro
+            interpreter (arena measured) and checked against LiteRT.
         quantize: TFLite variant(s): None (float32), "float16", "dynamic",
-            "int8", or a sequence such as ``(None, "int8")``.
+            "int8", or a sequence such as ``(None, "int8")``. With "onnx" in
+            ``formats``, "int8" also writes ``model_int8.onnx`` (onnxruntime
+            static QDQ quantization on the same calibration samples).
         representative_data: float32 ``[N, ...]`` real inputs (or ``(x, y)``);
-            required for "int8" (calibration and the top-1 agreement check).
+            required for "int8" and "tflite_micro" (calibration, and the
+            top-1 agreement check unless ``validation_data`` is given).
         opset: ONNX opset; default the newest both tf2onnx and onnxruntime
             support (see ``export.onnx_ops.default_opset``).
         validate: run every artifact in its runtime and compare with Keras.
@@ -59,13 +68,16 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
             Keras' Flatten reshapes to ``[shape(x)[0], -1]``, which costs
             SHAPE/STRIDED_SLICE/PACK ops that TFLite runs outside XNNPACK.
             Same function; False reproduces Keras' own export graph.
+        micro_io: "int8" (default) or "float32" input/output tensors of the
+            tflite_micro model.
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``).
 
     Raises:
         ExportError: bad argument, unloadable model, conversion failure.
-        UnsupportedOpsError: Flex/custom TFLite ops or non-ONNX nodes.
+        UnsupportedOpsError: Flex/custom TFLite ops, non-ONNX nodes, or ops
+            TFLite Micro has no kernel for (all named).
         ValidationError: an artifact disagrees with Keras (every failure listed).
         OSError: ``out_dir`` cannot be written.
     """
@@ -73,10 +85,10 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
         formats=formats, quantize=quantize, representative_data=representative_data,
         opset=opset, validate=validate, atol=atol, allow_flex=allow_flex,
         fixed_batch=fixed_batch, int8_io=int8_io, logits_only=logits_only,
-        int8_float_head=int8_float_head, static_flatten=static_flatten)
+        int8_float_head=int8_float_head, static_flatten=static_flatten, micro_io=micro_io)
     out = check_out_dir(out_dir)
     model, source = _load_model(model_or_path)
-    check_model_inputs(model)
+    check_model_inputs(model, options.formats)
     data, check = check_data(model, representative_data, validation_data)
     reference_model, export_graph, rewrites = _prepare_graph(model, options)
 
@@ -91,6 +103,8 @@ def export_model(model_or_path, out_dir, formats=FORMATS, quantize=None,
             start = time.perf_counter()
             info = _convert(fmt, quant, export_graph, tmp / name, options, data,
                             shared_saved_model)
+            if fmt == "tflite_micro":
+                info = _micro_extras(tmp, name, info)
             if fmt == "saved_model" and options.fixed_batch is None:
                 shared_saved_model = tmp / name
             entry, fails = _describe_and_validate(
@@ -131,10 +145,18 @@ def _prepare_graph(model, options):
 
 
 def _jobs(options) -> list[tuple]:
-    """``(format, quantization)`` per artifact, in the order they are written."""
-    jobs = [(f, None) for f in options.formats if f != "tflite"]
-    if "tflite" in options.formats:
-        jobs += [("tflite", q) for q in options.variants]
+    """``(format, quantization)`` per artifact, in the order they are written
+    (the int8 ONNX after the float ONNX it is quantized from)."""
+    jobs = []
+    for fmt in options.formats:
+        if fmt == "tflite":
+            jobs += [("tflite", q) for q in options.variants]
+        elif fmt == "tflite_micro":
+            jobs.append(("tflite_micro", "int8"))
+        else:
+            jobs.append((fmt, None))
+            if fmt == "onnx" and "int8" in options.variants:
+                jobs.append(("onnx", "int8"))
     return jobs
 
 
@@ -142,18 +164,26 @@ def _artifact_name(fmt, quant, fixed_batch) -> str:
     if fmt == "saved_model":
         return "saved_model"
     if fmt == "onnx":
-        return "model.onnx"
+        return "model_int8.onnx" if quant == "int8" else "model.onnx"
+    if fmt == "tflite_micro":
+        return "model_micro.tflite"
     stem = "model" + (f"_{quant}" if quant else "") + (f"_b{fixed_batch}" if fixed_batch else "")
     return stem + ".tflite"
 
 
 def _convert(fmt, quant, graph, path, options, data, saved_model) -> dict:
     """Write one artifact; returns what the converter learned about it."""
-    from export import convert, tflite_convert
+    from export import convert, micro, onnx_int8, tflite_convert
     if fmt == "saved_model":
         return convert.to_saved_model(graph, path)
+    if fmt == "onnx" and quant == "int8":
+        return onnx_int8.to_onnx_int8(path.parent / _artifact_name("onnx", None, None), path,
+                                      data)
     if fmt == "onnx":
         return convert.to_onnx(graph, path, options.opset)
+    if fmt == "tflite_micro":
+        return micro.to_tflite_micro(graph, path, representative_data=data,
+                                     io=options.micro_io)
     return tflite_convert.to_tflite(
         graph, path, quantization=quant, representative_data=data,
         int8_io=options.int8_io, allow_flex=options.allow_flex,
@@ -161,23 +191,50 @@ def _convert(fmt, quant, graph, path, options, data, saved_model) -> dict:
         float_head=options.int8_float_head)
 
 
+def _micro_extras(tmp, name, info) -> dict:
+    """The C sources beside a tflite_micro model, and its measured arena."""
+    from export import micro, micro_runtime, micro_sources
+    content = (tmp / name).read_bytes()
+    smallest = micro_runtime.smallest_arena(content)
+    inputs, outputs = micro.edge_quantization(content)
+    info["micro"].update(
+        flash_bytes=len(content), arena_min_bytes=smallest,
+        arena_bytes=micro_runtime.arena_with_margin(smallest),
+        arena_margin=f"+{micro_runtime.ARENA_MARGIN:.0%}, at least "
+                     f"{micro_runtime.ARENA_MARGIN_MIN} bytes, 16-byte aligned",
+        input_quantization=inputs, output_quantization=outputs,
+        sources={f: dict(zip(("size_bytes", "sha256"), manifest_io.sha256(tmp / f)))
+                 for f in micro_sources.write_sources(tmp, content, info["micro"]["resolver"])})
+    return info
+
+
+def _load_runner(path, fmt, info):
+    from export import runtime
+    if fmt == "tflite_micro":
+        from export.micro_runtime import TFLiteMicroRunner
+        # At the arena the manifest promises: validation proves that size works.
+        return TFLiteMicroRunner(path, arena_size=info["micro"]["arena_bytes"])
+    return runtime.load_artifact(path)
+
+
 def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, options,
                            data):
     """The manifest entry of one written artifact, validated unless
     ``reference`` is None; returns ``(entry, failures)``."""
-    from export import runtime
-    from export.validate import validate_artifact
+    from export.gpu_compat import gpu_compatibility
+    from export.validate import compare_with_litert, validate_artifact
     path = tmp / name
     load_start = time.perf_counter()
-    runner = runtime.load_artifact(path)
+    runner = _load_runner(path, fmt, info)
     load_seconds = time.perf_counter() - load_start
     size, digest = manifest_io.sha256(path)
     entry = {"path": name, "format": fmt, "quantization": quant,
              "inputs": runner.input_spec, "outputs": runner.output_spec,
              "size_bytes": size, "sha256": digest, **info,
              "conversion_seconds": round(seconds, 3)}
-    if fmt == "tflite":
-        entry["fixed_batch"] = options.fixed_batch
+    if fmt in ("tflite", "tflite_micro"):
+        entry["fixed_batch"] = options.fixed_batch if fmt == "tflite" else 1
+        entry["gpu_delegate"] = gpu_compatibility(path.read_bytes())
     else:
         # A SavedModel needs full TensorFlow: edge readiness does not apply.
         entry.update(uses_flex=False, custom_ops=[],
@@ -191,6 +248,11 @@ def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, o
         return entry, []
     result, fails = validate_artifact(name, runner, reference, quantization=quant,
                                       atol=options.atol, data=data)
+    if fmt == "tflite_micro":
+        steps = [q["scale"] for q in info["micro"]["output_quantization"]]
+        litert, more = compare_with_litert(name, runner, path, data, steps)
+        result["litert"], result["passed"] = litert, result["passed"] and not more
+        fails = fails + more
     # Loading the artifact into its runtime is part of the check.
     result["seconds"] = round(result["seconds"] + load_seconds, 3)
     entry["validation"] = result

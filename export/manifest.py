@@ -26,7 +26,8 @@ class ManifestError(ExportError):
 
 MANIFEST_MD = "manifest.md"
 MANIFEST_VERSION = 1
-_TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
+_TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro",
+          "numpy")
 
 
 def sha256(path: Path) -> tuple[int, str]:
@@ -153,9 +154,29 @@ def _validation_cell(v) -> str:
     if v.get("skipped"):
         return "SKIPPED: " + v["skipped"]
     if "top1_agreement" in v:
+        litert = (f"; {v['litert']['max_steps']:g} int8 steps from LiteRT"
+                  if v.get("litert") else "")
         return (f"top-1 agreement {v['top1_agreement']:.2%} on {v['samples']} samples "
-                f"(bound {v['top1_bound']:.0%})")
+                f"(bound {v['top1_bound']:.0%}){litert}")
     return f"max abs diff {v['max_abs_diff']:.2e} (atol {v['atol']:g}, rtol {v['rtol']:g})"
+
+
+def _gpu_cell(artifact) -> str:
+    gpu = artifact.get("gpu_delegate")
+    if gpu is None:
+        return "n/a"
+    return "yes" if gpu["compatible"] else "no: " + ", ".join(gpu["rejected_ops"])
+
+
+def _micro_line(artifact) -> str:
+    m = artifact["micro"]
+    q_in, q_out = m["input_quantization"][0], m["output_quantization"][0]
+    return (f"\nTFLite Micro (`{artifact['path']}`, {m['io']} I/O): flash {m['flash_bytes']:,} "
+            f"bytes, tensor arena {m['arena_bytes']:,} bytes (smallest that runs: "
+            f"{m['arena_min_bytes']:,}; margin {m['arena_margin']}); input scale "
+            f"{q_in['scale']:.6g} zero point {q_in['zero_point']}, output scale "
+            f"{q_out['scale']:.6g} zero point {q_out['zero_point']}; resolver "
+            f"{', '.join(m['resolver'])}; sources {', '.join(m['sources'])}.")
 
 
 def manifest_markdown(manifest: dict) -> str:
@@ -164,16 +185,18 @@ def manifest_markdown(manifest: dict) -> str:
     lines = [f"# Export of `{src['name']}` ({src['params']:,} parameters)", "",
              f"Created {manifest['created_utc']}"
              + (f" from `{src['path']}`" if src["path"] else "") + ".", "",
-             "| artifact | format | quantization | size | ops | edge ready | validation |",
-             "|---|---|---|---|---|---|---|"]
+             "| artifact | format | quantization | size | ops | edge ready | GPU delegate "
+             "| validation |",
+             "|---|---|---|---|---|---|---|---|"]
     for a in manifest["artifacts"]:
         ops = f"opset {a['opset']}" if a["format"] == "onnx" else ", ".join(a.get("ops", []))
         if a["format"] == "saved_model":
             ops = "TensorFlow"
         edge = {True: "yes", False: "no", None: "n/a"}[a.get("edge_ready")]
         lines.append(f"| `{a['path']}` | {a['format']} | {a['quantization'] or 'float32'} | "
-                     f"{_fmt_size(a['size_bytes'])} | {ops} | {edge} | "
+                     f"{_fmt_size(a['size_bytes'])} | {ops} | {edge} | {_gpu_cell(a)} | "
                      f"{_validation_cell(a['validation'])} |")
+    lines += [_micro_line(a) for a in manifest["artifacts"] if a.get("micro")]
     if manifest["graph_rewrites"]:
         lines += ["", "Graph rewrites for export: "
                   + "; ".join(manifest["graph_rewrites"]) + "."]

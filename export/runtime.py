@@ -253,9 +253,10 @@ class TFLiteRunner(Runner):
 
     kind = "tflite"
 
-    def __init__(self, path, num_threads=None):
+    def __init__(self, path, num_threads=None, *, xnnpack=True):
         super().__init__(path)
         self.num_threads = num_threads
+        self.xnnpack = xnnpack  # False: LiteRT's builtin kernels only
         self.uses_flex = False
         self.interpreter = self._make_interpreter()
         sig = self.interpreter.get_signature_list()
@@ -285,6 +286,10 @@ class TFLiteRunner(Runner):
         from ai_edge_litert.interpreter import Interpreter
         kwargs = {"model_path": str(self.path),
                   "num_threads": int(self.num_threads or os.cpu_count() or 1)}
+        if not self.xnnpack:
+            from ai_edge_litert.interpreter import OpResolverType
+            kwargs["experimental_op_resolver_type"] = (
+                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         self.unavailable = None  # why this artifact cannot run here, if so
         try:
             # "INFO: Created TensorFlow Lite XNNPACK delegate" goes straight to

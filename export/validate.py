@@ -24,6 +24,8 @@ INT8_TOP1_BOUND = 0.98
 VALIDATION_BATCHES = (1, 7)
 # Cap on the samples used for int8 agreement: enough for a 0.1% resolution.
 AGREEMENT_SAMPLES = 1000
+# TFLite Micro vs. LiteRT's builtin int8 kernels: at most one output step apart.
+MICRO_MAX_STEPS = 1
 
 
 def validation_inputs(input_specs, batch, rng, data=None) -> list[np.ndarray]:
@@ -136,11 +138,48 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
     return result, failures
 
 
-def _agreement(runner, reference, data) -> dict:
-    """Top-1 agreement of the first output with Keras on real data."""
+def _agreement_inputs(data) -> np.ndarray:
     x = np.asarray(data, dtype=np.float32)
     if len(x) > AGREEMENT_SAMPLES:
         x = x[np.linspace(0, len(x) - 1, AGREEMENT_SAMPLES).astype(int)]
+    return x
+
+
+def compare_with_litert(name, runner, path, data, steps) -> tuple[dict, list[dict]]:
+    """TFLite Micro's outputs vs. LiteRT's on the same int8 file, in output steps.
+
+    LiteRT runs its builtin int8 kernels without the XNNPACK delegate: XNNPACK
+    requantizes in float and rounds some logits one step apart, which a
+    softmax then spreads over up to ~10 output steps (exam_mlp), whereas the
+    builtin kernels share TFLite Micro's fixed-point arithmetic.
+
+    Args:
+        steps: the output scale (one int8 step) of each output.
+
+    Returns:
+        ``(result, failures)``; ``result`` has ``max_steps``, ``samples``,
+        ``bound`` and ``passed``.
+    """
+    from export.runtime import TFLiteRunner
+    x = _agreement_inputs(data)
+    ours = runner.run(x)
+    theirs = TFLiteRunner(path, xnnpack=False).run(x)
+    worst = max(float(np.abs(a.astype(np.float64) - b).max() / s)
+                for a, b, s in zip(ours, theirs, steps))
+    result = {"max_steps": round(worst, 3), "samples": int(len(x)), "bound": MICRO_MAX_STEPS,
+              "runtime": "LiteRT builtin int8 kernels (no XNNPACK)"}
+    result["passed"] = worst <= MICRO_MAX_STEPS + 1e-3
+    if result["passed"]:
+        return result, []
+    return result, [_failure(name, "output_0", "litert",
+                             f"TFLite Micro and LiteRT differ by {worst:.3g} int8 steps on "
+                             f"{len(x)} samples (bound {MICRO_MAX_STEPS})", worst,
+                             MICRO_MAX_STEPS)]
+
+
+def _agreement(runner, reference, data) -> dict:
+    """Top-1 agreement of the first output with Keras on real data."""
+    x = _agreement_inputs(data)
     ref = reference.run(x)[0]
     got = np.concatenate([runner.run(x[i:i + 256])[0] for i in range(0, len(x), 256)])
     if ref.ndim >= 2 and ref.shape[-1] > 1:

@@ -1,0 +1,192 @@
+"""The TFLite Micro interpreter behind the :class:`export.runtime.Runner`
+interface, and the measurement of the smallest tensor arena.
+
+TFLite Micro runs one sample per ``invoke`` in a fixed arena; the runner
+feeds a batch sample by sample and quantizes/dequantizes int8 I/O with each
+tensor's scale and zero point, so callers pass and get floats as with every
+other runner. :func:`smallest_arena` finds, by bisection over 16-byte steps,
+the smallest arena in which the interpreter allocates and runs the model;
+:func:`arena_with_margin` adds :data:`ARENA_MARGIN` for the device build.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from export.errors import ModelLoadError
+from export.runtime import Runner, _dequantize, _quantize, _spec, natural_key
+
+ARENA_ALIGN = 16
+# Margin on top of the measured arena, for what the host measurement cannot
+# see on a device: allocator and alignment differences between builds and
+# scratch buffers that optimized kernels (CMSIS-NN, ESP-NN) request on top of
+# the reference kernels measured here. The host build is 64-bit, so its
+# pointer-holding structures are larger than a 32-bit MCU's: the measurement
+# itself errs on the safe side. 25%, at least 1 KiB.
+ARENA_MARGIN = 0.25
+ARENA_MARGIN_MIN = 1024
+# No model fits in less: the allocator's own structures take ~450 bytes.
+ARENA_FLOOR = 512
+
+
+def _align(n: int) -> int:
+    return int(math.ceil(n / ARENA_ALIGN) * ARENA_ALIGN)
+
+
+def arena_with_margin(smallest: int) -> int:
+    """The arena size to declare on the device for a measured ``smallest``."""
+    return _align(smallest + max(ARENA_MARGIN_MIN, smallest * ARENA_MARGIN))
+
+
+def _io_names(content: bytes) -> tuple[list[str], list[str]]:
+    """Input and output names (signature keys when present) in subgraph order."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    model = schema.Model.GetRootAs(content, 0)
+    graph = model.Subgraphs(0)
+    ins = [graph.Inputs(i) for i in range(graph.InputsLength())]
+    outs = [graph.Outputs(i) for i in range(graph.OutputsLength())]
+    names = {t: graph.Tensors(t).Name().decode() for t in ins + outs}
+    if model.SignatureDefsLength():
+        sig = model.SignatureDefs(0)
+        for i in range(sig.InputsLength()):
+            names[sig.Inputs(i).TensorIndex()] = sig.Inputs(i).Name().decode()
+        for i in range(sig.OutputsLength()):
+            names[sig.Outputs(i).TensorIndex()] = sig.Outputs(i).Name().decode()
+    return [names[t] for t in ins], [names[t] for t in outs]
+
+
+def _interpreter(content: bytes, arena_size: int):
+    from tflite_micro import runtime
+
+    from utils.stderr import silenced_stderr_fd
+    with silenced_stderr_fd():  # TFLite Micro reports allocation failures on fd 2
+        return runtime.Interpreter.from_bytes(content, arena_size=int(arena_size))
+
+
+def _works(content: bytes, arena_size: int, inputs) -> bool:
+    """Whether the model allocates and runs in ``arena_size`` bytes.
+
+    Each probe runs in a forked copy of this process: when an allocation
+    fails inside a kernel's Prepare, TFLite Micro's Python wrapper can go on
+    with a null buffer and die of SIGSEGV (the exam network does at 8 KiB)
+    instead of raising. A fork costs milliseconds and needs no re-import,
+    where a fresh interpreter per probe would cost a second each.
+    """
+    pid = os.fork()
+    if pid == 0:  # the probe: report by exit status, never return
+        ok = False
+        try:
+            interp = _interpreter(content, arena_size)
+            for i, x in enumerate(inputs):
+                interp.set_input(x, i)
+            interp.invoke()
+            ok = True
+        except BaseException:  # noqa: BLE001 (any failure means "does not fit")
+            pass
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def smallest_arena(content: bytes) -> int:
+    """The smallest arena (a multiple of 16 bytes) in which TFLite Micro's
+    interpreter allocates every tensor of ``content`` and runs it once.
+
+    Raises:
+        ModelLoadError: TFLite Micro cannot run the model in any arena.
+    """
+    probe = _interpreter(content, 1 << 24)  # 16 MiB: only to read the input details
+    inputs = [np.zeros(d["shape"], d["dtype"]) for d in _details(probe, "input",
+                                                                   len(_io_names(content)[0]))]
+    high = _align(max(4 * len(content), 4096))
+    while not _works(content, high, inputs):
+        if high > 1 << 28:
+            raise ModelLoadError("TFLite Micro could not run the model in a 256 MiB arena.")
+        high *= 2
+    low = ARENA_FLOOR - ARENA_ALIGN  # known not to fit
+    while high - low > ARENA_ALIGN:
+        mid = _align((low + high) // 2)
+        if mid >= high:
+            mid = high - ARENA_ALIGN
+        if not _works(content, mid, inputs):
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def _details(interp, which: str, count: int) -> list[dict]:
+    get = interp.get_input_details if which == "input" else interp.get_output_details
+    return [get(i) for i in range(count)]
+
+
+def _quantization(detail) -> dict | None:
+    params = detail.get("quantization_parameters") or {}
+    scales, zeros = params.get("scales"), params.get("zero_points")
+    if np.dtype(detail["dtype"]) not in (np.int8, np.uint8, np.int16) or scales is None \
+            or not len(scales):
+        return None
+    return {"scale": float(scales[0]), "zero_point": int(zeros[0])}
+
+
+class TFLiteMicroRunner(Runner):
+    """Runs a ``.tflite`` file in the TFLite Micro interpreter (``tflite_micro``).
+
+    Args:
+        path: the ``.tflite`` file.
+        arena_size: tensor arena in bytes (default: the measured smallest arena
+            plus :data:`ARENA_MARGIN`, as the manifest records it).
+        num_threads: ignored (TFLite Micro is single-threaded); accepted so
+            that every runner takes the same arguments.
+    """
+
+    kind = "tflite_micro"
+
+    def __init__(self, path, arena_size: int | None = None, num_threads=None):
+        super().__init__(path)
+        self.content = Path(path).read_bytes()
+        if arena_size is None:
+            arena_size = arena_with_margin(smallest_arena(self.content))
+        self.arena_size = int(arena_size)
+        try:
+            self.interpreter = _interpreter(self.content, self.arena_size)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelLoadError(f"TFLite Micro cannot prepare {str(self.path)!r} in a "
+                                 f"{self.arena_size}-byte arena: {exc}") from exc
+        in_names, out_names = _io_names(self.content)
+        self._in = _details(self.interpreter, "input", len(in_names))
+        self._out = _details(self.interpreter, "output", len(out_names))
+        self._in_order = sorted(range(len(in_names)), key=lambda i: natural_key(in_names[i]))
+        self._out_order = sorted(range(len(out_names)), key=lambda i: natural_key(out_names[i]))
+        self.input_spec = [_spec(in_names[i], self._in[i]["shape"], self._in[i]["dtype"],
+                                 _quantization(self._in[i])) for i in self._in_order]
+        self.output_spec = [_spec(out_names[i], self._out[i]["shape"], self._out[i]["dtype"],
+                                  _quantization(self._out[i])) for i in self._out_order]
+
+    def _run(self, arrays):
+        outputs = [[] for _ in self._out]
+        for n in range(arrays[0].shape[0]):
+            for position, i in enumerate(self._in_order):
+                detail = self._in[i]
+                self.interpreter.set_input(_to_tensor(arrays[position][n:n + 1], detail), i)
+            self.interpreter.invoke()
+            for i, detail in enumerate(self._out):
+                outputs[i].append(_from_tensor(self.interpreter.get_output(i), detail))
+        return [np.concatenate(outputs[i]) for i in self._out_order]
+
+
+def _litert_detail(detail) -> dict:
+    """TFLite Micro's tensor details in LiteRT's form, for runtime's (de)quantizers."""
+    q = _quantization(detail) or {"scale": 0.0, "zero_point": 0}
+    return {"dtype": detail["dtype"], "quantization": (q["scale"], q["zero_point"])}
+
+
+def _to_tensor(x, detail):
+    return _quantize(x, _litert_detail(detail)).reshape(detail["shape"])
+
+
+def _from_tensor(y, detail):
+    return _dequantize(np.asarray(y), _litert_detail(detail))
