@@ -91,9 +91,13 @@ def main(argv=None) -> int:
                        "(or model names with --models)")
         p.add_argument("--models", action="store_true",
                        help="every registered model instead of every activation")
+        p.add_argument("--micro", action="store_true",
+                       help="every registered model to tflite_micro (flash, arena, ops)")
         args = p.parse_args(argv[1:])
         from export import matrix
-        if args.models:
+        if args.micro:
+            table = matrix.matrix_markdown(matrix.run_micro_matrix(args.pattern), "model")
+        elif args.models:
             table = matrix.matrix_markdown(matrix.run_model_matrix(args.pattern), "model")
         else:
             table = matrix.matrix_markdown(matrix.run_matrix(

@@ -38,9 +38,19 @@ def _targets(export_dir: Path, manifest: dict, keras_path=None) -> list[dict]:
     for a in manifest["artifacts"]:
         path = manifest_io.artifact_path(export_dir, a)
         manifest_io.verify(path, a)  # time the artifact that was exported, not a changed one
-        targets.append({"path": str(path), "label": a["path"],
-                        "quantization": a.get("quantization")})
+        target = {"path": str(path), "label": a["path"], "quantization": a.get("quantization")}
+        if a.get("micro"):  # timed in TFLite Micro, at the arena the manifest promises
+            target["micro_arena"] = a["micro"]["arena_bytes"]
+        targets.append(target)
     return targets
+
+
+def _load(target, threads):
+    from export.runtime import load_artifact
+    if target.get("micro_arena"):
+        from export.micro_runtime import TFLiteMicroRunner
+        return TFLiteMicroRunner(target["path"], arena_size=target["micro_arena"])
+    return load_artifact(target["path"], num_threads=threads)
 
 
 def time_runner(runner, batch: int, rng) -> float:
@@ -60,11 +70,10 @@ def time_runner(runner, batch: int, rng) -> float:
 
 
 def _measure(targets, threads: int, batches) -> list[dict]:
-    from export.runtime import load_artifact
     rng = np.random.default_rng(0)
     rows = []
     for t in targets:
-        runner = load_artifact(t["path"], num_threads=threads)
+        runner = _load(t, threads)
         row = {"artifact": t["label"], "runtime": runner.kind, "threads": threads,
                "quantization": t["quantization"]}
         for b in batches:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 
-from export.errors import ModelLoadError
+from export.errors import ExportError, ModelLoadError
 from export.runtime import Runner, _dequantize, _quantize, _spec, natural_key
 
 ARENA_ALIGN = 16
@@ -66,29 +67,37 @@ def _interpreter(content: bytes, arena_size: int):
         return runtime.Interpreter.from_bytes(content, arena_size=int(arena_size))
 
 
-def _works(content: bytes, arena_size: int, inputs) -> bool:
-    """Whether the model allocates and runs in ``arena_size`` bytes.
+def _probe(content: bytes, arena_size: int, inputs) -> str | None:
+    """Why the model does not allocate and run in ``arena_size`` bytes (None: it does).
 
     Each probe runs in a forked copy of this process: when an allocation
     fails inside a kernel's Prepare, TFLite Micro's Python wrapper can go on
-    with a null buffer and die of SIGSEGV (the exam network does at 8 KiB)
-    instead of raising. A fork costs milliseconds and needs no re-import,
-    where a fresh interpreter per probe would cost a second each.
+    with a null buffer and die of SIGSEGV (the exam network does at 8 KiB),
+    and some kernels abort instead of raising (int8 SOFTMAX on logits of a
+    tiny scale). A fork costs milliseconds and needs no re-import, where a
+    fresh interpreter per probe would cost a second each.
     """
+    read_fd, write_fd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the probe: report by exit status, never return
-        ok = False
+    if pid == 0:  # the probe: report through the pipe and the exit status only
+        os.close(read_fd)
+        reason = ""
         try:
             interp = _interpreter(content, arena_size)
             for i, x in enumerate(inputs):
                 interp.set_input(x, i)
             interp.invoke()
-            ok = True
-        except BaseException:  # noqa: BLE001 (any failure means "does not fit")
-            pass
-        os._exit(0 if ok else 1)
+        except BaseException as exc:  # noqa: BLE001 (any failure is the answer)
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        os.write(write_fd, reason.encode())
+        os._exit(1 if reason else 0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
     _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    if os.WIFSIGNALED(status):
+        return f"the interpreter died of {signal.Signals(os.WTERMSIG(status)).name}"
+    return None if os.WEXITSTATUS(status) == 0 else message
 
 
 def smallest_arena(content: bytes) -> int:
@@ -96,26 +105,39 @@ def smallest_arena(content: bytes) -> int:
     interpreter allocates every tensor of ``content`` and runs it once.
 
     Raises:
-        ModelLoadError: TFLite Micro cannot run the model in any arena.
+        ExportError: TFLite Micro fails or crashes on the model in any arena.
     """
-    probe = _interpreter(content, 1 << 24)  # 16 MiB: only to read the input details
-    inputs = [np.zeros(d["shape"], d["dtype"]) for d in _details(probe, "input",
-                                                                   len(_io_names(content)[0]))]
+    from ai_edge_litert.interpreter import Interpreter
+    # Zeros of each input's shape and type, read with LiteRT: nothing of TFLite
+    # Micro runs in this process before a probe has shown that it can.
+    inputs = [np.zeros(d["shape"], d["dtype"])
+              for d in Interpreter(model_content=content).get_input_details()]
     high = _align(max(4 * len(content), 4096))
-    while not _works(content, high, inputs):
-        if high > 1 << 28:
-            raise ModelLoadError("TFLite Micro could not run the model in a 256 MiB arena.")
-        high *= 2
+    while (reason := _probe(content, high, inputs)) is not None:
+        if high >= 1 << 26:
+            raise ExportError(f"TFLite Micro cannot run the converted model even in a "
+                              f"64 MiB arena: {reason}{_hint(content)}")
+        high *= 4
     low = ARENA_FLOOR - ARENA_ALIGN  # known not to fit
     while high - low > ARENA_ALIGN:
         mid = _align((low + high) // 2)
         if mid >= high:
             mid = high - ARENA_ALIGN
-        if not _works(content, mid, inputs):
+        if _probe(content, mid, inputs) is not None:
             low = mid
         else:
             high = mid
     return high
+
+
+def _hint(content: bytes) -> str:
+    from export.tflite_convert import tflite_ops
+    ops = tflite_ops(content)["ops"]
+    hint = f" (ops: {', '.join(ops)})."
+    if "SOFTMAX" in ops:
+        hint += (" TFLite Micro's int8 SOFTMAX aborts on logits of a tiny scale (an "
+                 "untrained model); train the model, or drop the softmax (--logits-only).")
+    return hint
 
 
 def _details(interp, which: str, count: int) -> list[dict]:
