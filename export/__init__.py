@@ -6,9 +6,9 @@ in the runtime that will run it. See docs/export.md.
 """
 from export.errors import (ExportError, ModelLoadError, UnsupportedOpsError,
                            ValidationError)
-from export.exporter import FORMATS, QUANTIZATIONS, export_model
+from export.exporter import DEFAULT_FORMATS, FORMATS, QUANTIZATIONS, export_model
 from export.runtime import Runner, load_artifact, load_keras_model
 
-__all__ = ["export_model", "FORMATS", "QUANTIZATIONS", "ExportError", "ModelLoadError",
+__all__ = ["export_model", "FORMATS", "DEFAULT_FORMATS", "QUANTIZATIONS", "ExportError", "ModelLoadError",
            "UnsupportedOpsError", "ValidationError", "Runner", "load_artifact",
            "load_keras_model"]

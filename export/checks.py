@@ -127,8 +127,8 @@ def check_options(*, formats, quantize, representative_data, opset, validate, at
                           "calibrate the fully-int8 model and to check it on held-out data "
                           "(CLI: --representative-data digits).")
     if micro_io not in MICRO_IO:
-        raise ExportError(f"micro_io must be one of {', '.join(MICRO_IO)}.{_closest(micro_io, MICRO_IO)}"
-                          f" Received: micro_io={micro_io!r}")
+        raise ExportError(f"micro_io must be one of {', '.join(MICRO_IO)}."
+                          f"{_closest(micro_io, MICRO_IO)} Received: micro_io={micro_io!r}")
     if "int8" in variants and representative_data is None:
         raise ExportError("quantize='int8' needs representative_data: real inputs [N, ...] "
                           "for calibration and the top-1 check (CLI: --representative-data "

@@ -50,7 +50,7 @@ def to_onnx(model, path, opset: int) -> dict:
 
     serve, specs = serving_function(model)
     try:
-        with _quiet_logger("tf2onnx"):
+        with quiet_logger("tf2onnx"):
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=specs, opset=opset)
     except Exception as exc:  # tf2onnx raises bare Exceptions and ValueErrors
         raise ExportError(f"ONNX conversion (tf2onnx, opset {opset}) failed: "
@@ -72,7 +72,8 @@ def to_onnx(model, path, opset: int) -> dict:
 
 
 @contextlib.contextmanager
-def _quiet_logger(name):
+def quiet_logger(name):
+    """Raise logger ``name`` ("" for the root logger) to ERROR for the block."""
     import logging
     logger = logging.getLogger(name)
     level = logger.level

@@ -160,7 +160,7 @@ def matrix_markdown(results: dict, label: str = "activation") -> str:
             elif isinstance(r, dict):
                 cells.append(f"ok ({r['max_abs_diff']:.1e})")
             else:
-                cells.append("FAIL: " + str(r).splitlines()[0][:80])
+                cells.append("FAIL: " + str(r).splitlines()[0][:240])
         lines.append(f"| `{case}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

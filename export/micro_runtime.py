@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -59,50 +60,71 @@ def _io_names(content: bytes) -> tuple[list[str], list[str]]:
     return [names[t] for t in ins], [names[t] for t in outs]
 
 
-def _interpreter(content: bytes, arena_size: int):
+def _interpreter(content: bytes, arena_size: int, quiet: bool = True):
     from tflite_micro import runtime
 
     from utils.stderr import silenced_stderr_fd
+    if not quiet:
+        return runtime.Interpreter.from_bytes(content, arena_size=int(arena_size))
     with silenced_stderr_fd():  # TFLite Micro reports allocation failures on fd 2
         return runtime.Interpreter.from_bytes(content, arena_size=int(arena_size))
 
 
-def _probe(content: bytes, arena_size: int, inputs) -> str | None:
-    """Why the model does not allocate and run in ``arena_size`` bytes (None: it does).
+def _probe(content: bytes, arena_size: int, inputs) -> tuple[str | None, int | None]:
+    """Run the model once in ``arena_size`` bytes.
 
-    Each probe runs in a forked copy of this process: when an allocation
-    fails inside a kernel's Prepare, TFLite Micro's Python wrapper can go on
-    with a null buffer and die of SIGSEGV (the exam network does at 8 KiB),
-    and some kernels abort instead of raising (int8 SOFTMAX on logits of a
-    tiny scale). A fork costs milliseconds and needs no re-import, where a
-    fresh interpreter per probe would cost a second each.
+    Returns:
+        ``(why it failed or None, bytes)``: on success the arena TFLite
+        Micro's recording allocator reports as used, on failure the bytes its
+        last failed allocation reported missing (None where it said nothing).
+
+    Each probe runs in a forked copy of this process, with fds 1 and 2 sent
+    to a file: when an allocation fails inside a kernel's Prepare, TFLite Micro's
+    Python wrapper can go on with a null buffer and die of SIGSEGV (the exam
+    network does at 8 KiB), and some kernels abort instead of raising (int8
+    SOFTMAX on logits of a tiny scale). A fork costs milliseconds and needs
+    no re-import, where a fresh interpreter per probe would cost a second.
     """
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the probe: report through the pipe and the exit status only
-        os.close(read_fd)
-        reason = ""
-        try:
-            interp = _interpreter(content, arena_size)
-            for i, x in enumerate(inputs):
-                interp.set_input(x, i)
-            interp.invoke()
-        except BaseException as exc:  # noqa: BLE001 (any failure is the answer)
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        os.write(write_fd, reason.encode())
-        os._exit(1 if reason else 0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        message = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
+    import faulthandler
+    import tempfile
+    with tempfile.TemporaryFile() as log:
+        pid = os.fork()
+        if pid == 0:  # the probe: reports through its output and exit status only
+            faulthandler.disable()  # a crash is an answer here, not a bug to dump
+            os.dup2(log.fileno(), 1)  # TFLite Micro prints its reports to stdout,
+            os.dup2(log.fileno(), 2)  # Python errors go to stderr
+            try:
+                interp = _interpreter(content, arena_size, quiet=False)
+                for i, x in enumerate(inputs):
+                    interp.set_input(x, i)
+                interp.invoke()
+                interp.print_allocations()
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 (any failure is the answer)
+                os.write(2, ("\nFAILED: " + " ".join(str(exc).split())[:200]).encode())
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    ok = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    found = re.findall(r"Arena allocation total (\d+) bytes" if ok else r"missing: (\d+)", text)
+    number = int(found[-1]) if found else None
     if os.WIFSIGNALED(status):
-        return f"the interpreter died of {signal.Signals(os.WTERMSIG(status)).name}"
-    return None if os.WEXITSTATUS(status) == 0 else message
+        return f"the interpreter died of {signal.Signals(os.WTERMSIG(status)).name}", number
+    if not ok:
+        return text.rsplit("FAILED: ", 1)[-1].strip() or "it failed", number
+    return None, number
 
 
 def smallest_arena(content: bytes) -> int:
     """The smallest arena (a multiple of 16 bytes) in which TFLite Micro's
     interpreter allocates every tensor of ``content`` and runs it once.
+
+    Starts from what TFLite Micro's recording allocator reports a run used
+    (it leaves out temporary allocations of Prepare), then grows by what each
+    failed allocation reports missing, and ends when that size works and 16
+    bytes less does not; a bisection settles any case those steps miss.
 
     Raises:
         ExportError: TFLite Micro fails or crashes on the model in any arena.
@@ -113,20 +135,32 @@ def smallest_arena(content: bytes) -> int:
     inputs = [np.zeros(d["shape"], d["dtype"])
               for d in Interpreter(model_content=content).get_input_details()]
     high = _align(max(4 * len(content), 4096))
-    while (reason := _probe(content, high, inputs)) is not None:
+    while (found := _probe(content, high, inputs))[0] is not None:
         if high >= 1 << 26:
             raise ExportError(f"TFLite Micro cannot run the converted model even in a "
-                              f"64 MiB arena: {reason}{_hint(content)}")
+                              f"64 MiB arena: {found[0]}{_hint(content)}")
         high *= 4
-    low = ARENA_FLOOR - ARENA_ALIGN  # known not to fit
-    while high - low > ARENA_ALIGN:
-        mid = _align((low + high) // 2)
-        if mid >= high:
-            mid = high - ARENA_ALIGN
-        if _probe(content, mid, inputs) is not None:
-            low = mid
+    low, size = ARENA_FLOOR - ARENA_ALIGN, _align(found[1] or ARENA_FLOOR)
+    for _ in range(16):  # follow the allocator's own "missing: N bytes"
+        if not low < size < high:
+            break
+        reason, missing = _probe(content, size, inputs)
+        if reason is None:
+            high = size
+            size -= ARENA_ALIGN
         else:
+            low = size
+            if not missing:
+                break
+            size = _align(size + missing)
+        if high - low <= ARENA_ALIGN:
+            return high
+    while high - low > ARENA_ALIGN:  # bisection between a failing and a working size
+        mid = min(_align((low + high) // 2), high - ARENA_ALIGN)
+        if _probe(content, mid, inputs)[0] is None:
             high = mid
+        else:
+            low = mid
     return high
 
 

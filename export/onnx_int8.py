@@ -12,14 +12,13 @@ shape inference is skipped (it needs sympy; the shapes here are static).
 """
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from export import calibration
+from export.convert import quiet_logger
 from export.errors import ExportError
 
 
@@ -70,23 +69,12 @@ def to_onnx_int8(float_onnx: Path, path: Path, representative_data) -> dict:
     Raises:
         ExportError: onnxruntime's quantizer failed (its message, one line).
     """
-    with tempfile.TemporaryDirectory(prefix="export-onnx-int8-") as scratch, _quiet_root():
+    # quiet_logger(""): onnxruntime's quantizer gives advice through the root logger.
+    with tempfile.TemporaryDirectory(prefix="export-onnx-int8-") as scratch, quiet_logger(""):
         from onnxruntime.quantization.shape_inference import quant_pre_process
         fused = Path(scratch) / "fused.onnx"
         quant_pre_process(str(float_onnx), str(fused), skip_symbolic_shape=True)
         return _quantize(fused, Path(path), representative_data)
-
-
-@contextlib.contextmanager
-def _quiet_root():
-    """onnxruntime's quantizer logs advice through the root logger."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _quantize(float_onnx: Path, path: Path, representative_data) -> dict:

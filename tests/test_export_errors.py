@@ -100,7 +100,7 @@ def test_command_line_exit_status_is_2(keras_files, tmp_path):
     assert proc.returncode == 2
     lines = [l for l in proc.stderr.splitlines() if l.startswith(PROG)]
     assert lines == [f"{PROG}: error: Unknown export format 'pdf'. Valid formats: "
-                     "saved_model, onnx, tflite. Received: formats=['pdf']"]
+                     "saved_model, onnx, tflite, tflite_micro. Received: formats=['pdf']"]
     assert not out.exists()
 
 

@@ -25,7 +25,7 @@ def test_model_exports_to_every_format(name, tmp_path):
     manifest = export.export_model(model, tmp_path / "out")
 
     arts = {a["format"]: a for a in manifest["artifacts"]}
-    assert sorted(arts) == sorted(export.FORMATS)
+    assert sorted(arts) == sorted(export.DEFAULT_FORMATS)
     assert manifest["source"]["params"] == model.count_params()
     for a in arts.values():
         assert a["validation"]["passed"] is True
