@@ -68,10 +68,13 @@ def _softmax_inputs(model) -> list[int]:
 
 def _tensor_values(calibrated: bytes, tensors, samples) -> dict[int, np.ndarray]:
     """Float values of ``tensors`` of the calibrated (still float) model."""
+    import warnings
+
     from ai_edge_litert.interpreter import Interpreter
 
     from utils.stderr import silenced_stderr_fd
-    with silenced_stderr_fd():
+    with silenced_stderr_fd(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": it is
         interp = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
         interp.allocate_tensors()
     detail = interp.get_input_details()[0]
