@@ -163,7 +163,8 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
             when its runtime crashed, UnsafeArtifactError for a refused Lambda layer).
         ShapeMismatchError: an artifact's input shape is not the dataset's image shape.
         data.UnknownDatasetError: unknown dataset name.
-        EvaluationError: bad ``batch_size``/``limit``, empty split, too few outputs.
+        EvaluationError: bad ``batch_size``/``limit``/``num_threads``, empty split, too few
+            outputs.
 
     Example:
         >>> result = evaluate(["runs/exam/model.keras", "exports/exam"], dataset="digits")
@@ -178,6 +179,10 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise EvaluationError(
             f"limit must be a positive integer or None. Received: limit={limit!r}")
+    if num_threads is not None and (not isinstance(num_threads, int)
+                                    or isinstance(num_threads, bool) or num_threads < 1):
+        raise EvaluationError(
+            f"num_threads must be a positive integer or None. Received: num_threads={num_threads!r}")
     resolved = _artifacts.resolve(list(artifacts))
     for art in resolved:
         _artifacts.check(art)

@@ -97,6 +97,7 @@ def test_cheap_checks_reject_broken_files(tmp_path):
     ({"batch_size": 0}, "batch_size must be a positive integer"),
     ({"batch_size": 2.5}, "batch_size must be a positive integer"),
     ({"limit": 0}, "limit must be a positive integer"),
+    ({"num_threads": -1}, "num_threads must be a positive integer"),
 ])
 def test_evaluate_rejects_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(EvaluationError, match=message):
