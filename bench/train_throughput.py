@@ -20,7 +20,6 @@ PyTorch is optional (pip install torch==2.13.0); without it only TF is timed.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
@@ -32,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.cli import quiet_tensorflow, run_cli  # noqa: E402
+from utils.cli import ArgumentParser, quiet_tensorflow, run_cli  # noqa: E402
+from utils.errors import UsageError  # noqa: E402
 
 MODELS = ("exam_mlp", "deep_mlp_8x64")
 
@@ -114,7 +114,7 @@ def keras_fit_run(name: str, x, y, batch_size: int, epochs: int, seed: int) -> l
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="bench/train_throughput.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--batch-size", type=int, default=64, help="train.py's default")
     p.add_argument("--epochs", type=int, default=6, help="per repetition; the first is dropped")
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
                    help="also time plain model.fit with defaults, for reference")
     args = p.parse_args(argv)
     if args.epochs < 2 or args.repeats < 1:
-        raise ValueError("--epochs must be >= 2 (the first is warm-up) and --repeats >= 1.")
+        raise UsageError("--epochs must be >= 2 (the first is warm-up) and --repeats >= 1.")
     quiet_tensorflow()
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
     import data

@@ -1,6 +1,6 @@
 """Command line: ``python -m models list|summary|audit``.
 
-    python -m models list [PATTERN] [--markdown]
+    python -m models list [PATTERN] [--markdown]      # name and parameter count per model
     python -m models summary NAME [--activation A] [--num-classes N] [--set KEY=VALUE ...]
     python -m models audit NAME|PATH.keras [--format md|json|csv] [--out FILE]
 """
@@ -47,7 +47,7 @@ def _overrides(args) -> dict:
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m models", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="list registered models")
+    p = sub.add_parser("list", help="list registered models with their parameter counts")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'deep_mlp_*'")
     p.add_argument("--exclude", action="append", default=[], help="pattern to leave out")
     p.add_argument("--markdown", action="store_true", help="print the docs/models.md table")
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         if args.markdown:
             print(report.models_markdown(args.pattern, args.exclude), end="")
         else:
-            print("\n".join(report.list_models(args.pattern, args.exclude)))
+            print(report.models_list_text(args.pattern, args.exclude), end="")
         return 0
     if args.command == "summary":
         print(report.audit_report(args.target, "md", summary=True, **_overrides(args)), end="")

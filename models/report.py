@@ -53,6 +53,16 @@ def models_table(pattern: str = "*", exclude=()) -> list[dict]:
     return rows
 
 
+def models_list_text(pattern: str = "*", exclude=()) -> str:
+    """One line per registered model: its name and parameter count (``python -m models list``)."""
+    rows = [(row["name"], f"{row['params']:,}") for row in models_table(pattern, exclude)]
+    if not rows:
+        return ""
+    width = max(len(name) for name, _ in rows)
+    counts = max(len(count) for _, count in rows)
+    return "".join(f"{name:<{width}}  {count:>{counts}}\n" for name, count in rows)
+
+
 def models_markdown(pattern: str = "*", exclude=()) -> str:
     """Markdown table of registered models (generated into docs/models.md)."""
     lines = ["| Model | Params | Input | Classes | Description | Reference |",

@@ -132,7 +132,12 @@ def _cli(argv, capsys):
 
 def test_cli_list_and_docs_table_is_current(capsys):
     code, out, _ = _cli(["list", "deep_mlp*", "--exclude", "*_bn"], capsys)
-    assert code == 0 and out.split() == models.list_models("deep_mlp*", exclude="*_bn")
+    rows = [line.split() for line in out.splitlines()]
+    assert code == 0 and [r[0] for r in rows] == models.list_models("deep_mlp*", exclude="*_bn")
+    for name, count in rows:  # the parameter count of the model really built
+        assert int(count.replace(",", "")) == models.create_model(name).count_params()
+    code, out, _ = _cli(["list", "exam_mlp"], capsys)
+    assert out.split() == ["exam_mlp", "16,295"]  # the course's exam network
     code, out, _ = _cli(["list", "--markdown"], capsys)
     assert code == 0
     for name in models.list_models():
