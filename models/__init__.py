@@ -16,6 +16,7 @@ from models.rules import learn
 
 # Importing the family modules registers their builders.
 from models import course, deep_mlp, lenet, mlp, perceptron  # noqa: E402,F401
+from models import art, bam, bsb, hopfield, lvq, som  # noqa: E402,F401  (memory and competitive nets)
 from models.audit import Audit, AuditRow, audit  # noqa: E402
 from models.loading import load_model, resolve_model  # noqa: E402
 
