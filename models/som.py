@@ -152,8 +152,9 @@ def kohonen(model, x, y, *, epochs, seed, on_epoch_end, sigma=None, sigma_end=0.
                        ("learning_rate", rate0), ("learning_rate_end", learning_rate_end)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise LearningRuleError(f"{key} must be a number > 0. Received: {key}={value!r}")
-    data = model.as_rows(x).astype(np.float64)
-    w = layer.prototypes.numpy().astype(np.float64)
+    # float32 halves the memory traffic of the per-sample loop (digits: 100 x 1024).
+    data = model.as_rows(x)
+    w = layer.prototypes.numpy()
     pos = model.positions()
     total = epochs * len(data)
     for epoch in range(epochs):
@@ -165,8 +166,8 @@ def kohonen(model, x, y, *, epochs, seed, on_epoch_end, sigma=None, sigma_end=0.
             diff = data[i] - w
             c = np.argmin(np.einsum("uf,uf->u", diff, diff))
             h = np.exp(-((pos - pos[c]) ** 2).sum(1) / (2.0 * sig * sig))
-            w += (rate * h)[:, None] * diff
-        layer.prototypes.assign(w.astype(np.float32))
+            w += (rate * h).astype(np.float32)[:, None] * diff
+        layer.prototypes.assign(w)
         on_epoch_end(epoch, {"quantization_error": model.quantization_error(data),
                              "topographic_error": model.topographic_error(data),
                              "sigma": float(sigmas[-1]), "learning_rate": float(rates[-1])})
