@@ -3,13 +3,11 @@
 - :class:`ClassicModel`: a functional ``keras.Model`` subclass whose config is its
   constructor's keyword arguments, so a ``.keras`` file rebuilds it with
   ``safe_mode=True`` and no custom objects (only an import of ``models``).
-- The bipolar conventions of the memory nets (Hopfield, BAM, BSB): in the graph
-  (:func:`to_bipolar`, :func:`threshold`) and for learning (:func:`bipolar_patterns`).
-- Size checks shared by the families' ``derive``/``validate`` and their rules.
+- Distances between rows and prototypes (SOM, LVQ, memory metrics), in the graph and
+  in numpy.
+- Size and value checks shared by the families' ``derive``/``validate``.
 
-Bipolar convention: a row with a negative entry is read as bipolar (values in
-[-1, 1], 0 meaning "unknown", e.g. an erased bit); a row without one is read as
-binary or grey in [0, 1] and mapped by ``2x - 1`` (so 0 -> -1, 1 -> +1).
+What only the memory nets share (the bipolar conventions) lives in ``models._memory``.
 """
 from __future__ import annotations
 
@@ -85,85 +83,6 @@ def distances_numpy(x, prototypes) -> np.ndarray:
     w = np.asarray(prototypes, np.float64)
     d2 = (x * x).sum(1)[:, None] - 2.0 * x @ w.T + (w * w).sum(1)[None, :]
     return np.sqrt(np.maximum(d2, 0.0))
-
-
-# --- bipolar conventions --------------------------------------------------------------
-
-def to_bipolar(x):
-    """Graph op: rows with a negative entry stay as they are, others map by ``2x - 1``."""
-    bipolar_row = ops.min(x, axis=-1, keepdims=True) < 0
-    return ops.where(bipolar_row, x, 2.0 * x - 1.0)
-
-
-def threshold(field, previous):
-    """Graph op: +1 where ``field > 0``, -1 where ``< 0``; a zero field keeps the sign of
-    ``previous`` (an unknown 0 becomes -1), so the result is always bipolar."""
-    kept = ops.where(previous > 0, 1.0, -1.0)
-    return ops.where(field > 0, 1.0, ops.where(field < 0, -1.0, kept))
-
-
-def bipolar_numpy(x: np.ndarray) -> np.ndarray:
-    """numpy twin of :func:`to_bipolar` (row-wise), for metrics and plots."""
-    x = np.asarray(x, dtype=np.float32)
-    return np.where(x.min(axis=-1, keepdims=True) < 0, x, 2.0 * x - 1.0)
-
-
-def bipolar_patterns(x, units: int, what: str = "patterns") -> np.ndarray:
-    """Patterns to store, as float32 ``[n, units]`` with values +1/-1.
-
-    Args:
-        x: bipolar (+1/-1) or binary (0/1) patterns ``[n, units]`` (or ``[n, *shape]``
-            with ``units`` entries per row). Binary 0 maps to -1.
-        units: entries per pattern.
-        what: the name used in error messages (``"x"``, ``"y"``).
-
-    Raises:
-        LearningRuleError: wrong size, empty, or values other than +1/-1 or 0/1.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim < 2 or len(x) == 0 or x[0].size != units:
-        raise LearningRuleError(f"{what} must be [n_patterns, {units}] with n_patterns >= 1. "
-                                f"Received: {what}.shape={x.shape}")
-    x = x.reshape(len(x), units)
-    values = set(np.unique(x).tolist())
-    if values <= {-1.0, 1.0}:
-        return x
-    if values <= {0.0, 1.0}:
-        return 2.0 * x - 1.0
-    odd = sorted(values - {-1.0, 0.0, 1.0})[:3] or sorted(values)
-    raise LearningRuleError(
-        f"{what} must be bipolar (+1/-1) or binary (0/1); found values {odd}. Fix: "
-        f"threshold them first, e.g. np.where(x > 0.5, 1, -1).")
-
-
-def class_prototypes(x, y) -> tuple[np.ndarray, np.ndarray]:
-    """One bipolar prototype per class: the class's mean image thresholded at 0.5.
-
-    Args:
-        x: images in [0, 1], ``[n, ...]``.
-        y: integer labels ``[n]``.
-
-    Returns:
-        ``(prototypes [classes, features] in +1/-1, classes [classes])`` sorted by class.
-    """
-    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
-    y = np.asarray(y).reshape(-1)
-    classes = np.unique(y)
-    means = np.stack([x[y == c].mean(axis=0) for c in classes])
-    return np.where(means > 0.5, 1.0, -1.0).astype(np.float32), classes
-
-
-def memory_scores(model, x, y) -> dict:
-    """Test metrics of Hopfield and BSB on images: recall each binarised image and
-    score the class of the nearest class prototype of the same data (Hamming)."""
-    prototypes, classes = class_prototypes(x, y)
-    start = np.where(model.as_rows(x) > 0.5, 1.0, -1.0)
-    final = np.sign(np.asarray(model.predict(start, batch_size=256, verbose=0)))
-    nearest = classes[nearest_rows(final, prototypes)]
-    return {"recall_accuracy": float(np.mean(nearest == np.asarray(y).reshape(-1))),
-            "energy": float(np.mean(model.energy(final)))}
 
 
 def nearest_rows(states, references) -> np.ndarray:

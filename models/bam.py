@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 from keras import ops
 
-from models import _classic, _layers
+from models import _classic, _layers, _memory
 from models._registry import Family, register_model
 from models.errors import LearningRuleError
 from models.rules import register_rule
@@ -46,12 +46,12 @@ class BamRecall(keras.layers.Layer):
         for _ in range(self.steps):
             field = ops.matmul(near, forward)
             # The far side is unknown before its first update: a zero field gives -1.
-            far = _classic.threshold(field, field if far is None else far)
-            near = _classic.threshold(ops.matmul(far, back), near)
+            far = _memory.threshold(field, field if far is None else far)
+            near = _memory.threshold(ops.matmul(far, back), near)
         return far
 
     def call(self, x):
-        return self.recall(_classic.to_bipolar(_classic.flat(x, self.input_units)))
+        return self.recall(_memory.to_bipolar(_classic.flat(x, self.input_units)))
 
     def energy(self, x, y):
         return -0.5 * ops.sum(ops.matmul(x, self.kernel) * y, axis=1)
@@ -87,12 +87,12 @@ class Bam(_classic.ClassicModel):
     def backward(self, y) -> np.ndarray:
         """The x recalled from ``y`` ``[n, output_units]`` (bipolar, or binary 0/1)."""
         y = _check_width(y, self.memory.output_units, "y")
-        return np.asarray(self.memory.recall(_classic.bipolar_numpy(y), backward=True))
+        return np.asarray(self.memory.recall(_memory.bipolar_numpy(y), backward=True))
 
     def energy(self, x, y) -> np.ndarray:
         """``-1/2 x^T W y`` for each row pair of ``x`` and ``y``."""
-        x = _classic.bipolar_numpy(self.as_rows(x))
-        y = _classic.bipolar_numpy(_check_width(y, self.memory.output_units, "y"))
+        x = _memory.bipolar_numpy(self.as_rows(x))
+        y = _memory.bipolar_numpy(_check_width(y, self.memory.output_units, "y"))
         if len(x) != len(y):
             raise LearningRuleError(f"energy needs one y per x. Received: {len(x)} x rows, "
                                     f"{len(y)} y rows")
@@ -101,7 +101,7 @@ class Bam(_classic.ClassicModel):
     # train.py hooks (HOOKS.md)
     def prepare_training_data(self, x, y):
         """Digits -> pairs (class prototype image, class code): see :func:`class_codes`."""
-        prototypes, classes = _classic.class_prototypes(x, y)
+        prototypes, classes = _memory.class_prototypes(x, y)
         return prototypes, class_codes(len(classes), self.memory.output_units)
 
     def evaluate_rule(self, x, y) -> dict:
@@ -155,8 +155,8 @@ def bam_hebbian(model, x, y, *, epochs, seed, on_epoch_end) -> None:
     if len(np.asarray(x)) != len(y):
         raise LearningRuleError(f"BAM stores pairs: x and y need the same number of rows. "
                                 f"Received: {len(np.asarray(x))} x rows, {len(y)} y rows")
-    px = _classic.bipolar_patterns(x, memory.input_units, "x")
-    py = _classic.bipolar_patterns(y, memory.output_units, "y")
+    px = _memory.bipolar_patterns(x, memory.input_units, "x")
+    py = _memory.bipolar_patterns(y, memory.output_units, "y")
     w = (px.T @ py).astype(np.float32)
     for epoch in range(epochs):
         memory.kernel.assign(w)

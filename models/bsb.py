@@ -21,7 +21,7 @@ import numpy as np
 from keras import ops
 
 import activations
-from models import _classic, _layers, _plots
+from models import _classic, _layers, _memory
 from models._registry import Family, register_model
 from models.rules import register_rule
 
@@ -29,33 +29,22 @@ _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
 
 @_SERIALIZABLE
-class BsbRecall(keras.layers.Layer):
+class BsbRecall(_memory.SquareMemory):
     """``steps`` BSB updates with feedback matrix ``kernel`` [units, units]."""
 
     def __init__(self, units, feedback=0.5, steps=20, **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.feedback, self.steps = int(units), float(feedback), int(steps)
+        super().__init__(units, steps, **kwargs)
+        self.feedback = float(feedback)
         # The box: hard_tanh is clip(x, -1, 1); the audit names it as the activation.
         self.activation = activations.get_function("hard_tanh")
 
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(self.units, self.units), initializer="zeros",
-                                      trainable=False, name="kernel")
+    def start(self, x):
+        return ops.clip(super().start(x), -1.0, 1.0)
 
     def recall(self, x, steps):
         for _ in range(steps):  # unrolled: a fixed, short chain of the same ops
             x = ops.clip(x + self.feedback * ops.matmul(x, self.kernel), -1.0, 1.0)
         return x
-
-    def call(self, x):
-        x = ops.clip(_classic.to_bipolar(_classic.flat(x, self.units)), -1.0, 1.0)
-        return self.recall(x, self.steps)
-
-    def energy(self, x):
-        return -0.5 * ops.sum(x * ops.matmul(x, self.kernel), axis=1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.units)
 
     def audit_formula(self):
         n = self.units
@@ -63,48 +52,19 @@ class BsbRecall(keras.layers.Layer):
                 f"symmetric: {n} x {n + 1} / 2 = {n * (n + 1) // 2:,} independent")
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "feedback": self.feedback,
-                "steps": self.steps}
+        return {**super().get_config(), "feedback": self.feedback}
 
 
 @_SERIALIZABLE
-class Bsb(_classic.ClassicModel):
+class Bsb(_memory.AutoAssociative):
     """BSB; the call returns the state after ``steps`` updates, in [-1, 1]."""
 
     learning_rule = "bsb_hebbian"
+    memory_name, title = "bsb", "BSB"
 
     @staticmethod
     def _graph(inputs, config):
         return BsbRecall(config["units"], config["feedback"], config["steps"], name="bsb")(inputs)
-
-    @property
-    def memory(self) -> BsbRecall:
-        return self.get_layer("bsb")
-
-    def energy(self, states) -> np.ndarray:
-        """Energy ``-1/2 x^T W x`` of each row of ``states`` (in [-1, 1], or binary 0/1)."""
-        x = np.clip(_classic.bipolar_numpy(self.as_rows(states, "states")), -1, 1)
-        return np.asarray(self.memory.energy(x))
-
-    def recall_trace(self, x, steps=None) -> np.ndarray:
-        """States ``[steps + 1, n, units]``: the start, then the state after each step."""
-        states = [np.clip(_classic.bipolar_numpy(self.as_rows(x)), -1, 1)]
-        for _ in range(self.memory.steps if steps is None else steps):
-            states.append(np.asarray(self.memory.recall(states[-1], 1)))
-        return np.stack(states)
-
-    # train.py hooks (HOOKS.md)
-    def prepare_training_data(self, x, y):
-        """Digits -> one bipolar prototype per class (mean image thresholded at 0.5)."""
-        return _classic.class_prototypes(x, y)
-
-    def evaluate_rule(self, x, y) -> dict:
-        """Recall each binarised test image; score the class of the nearest prototype."""
-        return _classic.memory_scores(self, x, y)
-
-    def learning_plots(self, x, y, history, out_dir) -> dict:
-        """``energy.png`` (energy over the recall steps) and ``recall.png``."""
-        return _plots.memory_plots(self, x, out_dir, "BSB")
 
 
 @register_rule("bsb_hebbian", supervised=False, default_epochs=1,
@@ -117,7 +77,7 @@ def bsb_hebbian(model, x, y, *, epochs, seed, on_epoch_end) -> None:
     and ``energy`` (mean energy of the stored corners).
     """
     units = model.memory.units
-    p = _classic.bipolar_patterns(x, units, "x")
+    p = _memory.bipolar_patterns(x, units, "x")
     w = (p.T @ p / units).astype(np.float32)
     for epoch in range(epochs):
         model.memory.kernel.assign(w)

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from models import _classic, _layers, _plots
+from models import _classic, _layers, _memory
 from models._registry import Family, register_model
 from models.rules import register_rule
 
@@ -36,43 +36,28 @@ class CapacityWarning(UserWarning):
 # --- building block --------------------------------------------------------------------
 
 @_SERIALIZABLE
-class HopfieldRecall(keras.layers.Layer):
+class HopfieldRecall(_memory.SquareMemory):
     """Recall of a Hopfield net with a symmetric weight matrix ``kernel`` [units, units]."""
 
     def __init__(self, units, steps=5, mode="async", **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.steps, self.mode = int(units), int(steps), mode
-
-    def build(self, input_shape):
-        # Learned by Hebb's rule (models.learn), never by gradient descent.
-        self.kernel = self.add_weight(shape=(self.units, self.units), initializer="zeros",
-                                      trainable=False, name="kernel")
+        super().__init__(units, steps, **kwargs)
+        self.mode = mode
 
     def recall(self, s, steps):
         """``steps`` update steps from bipolar state ``s`` [batch, units]."""
         if self.mode == "sync":
             for _ in range(steps):
-                s = _classic.threshold(ops.matmul(s, self.kernel), s)
+                s = _memory.threshold(ops.matmul(s, self.kernel), s)
             return s
         n = self.units
 
         def update_one_unit(t, s):
             i = t % n  # sweeps visit the units in index order
             field = ops.sum(s * ops.take(self.kernel, i, axis=0), axis=1, keepdims=True)
-            new = _classic.threshold(field, ops.take(s, ops.expand_dims(i, 0), axis=1))
+            new = _memory.threshold(field, ops.take(s, ops.expand_dims(i, 0), axis=1))
             return ops.where(ops.one_hot(i, n) > 0.5, new, s)
 
         return ops.fori_loop(0, steps * n, update_one_unit, s)
-
-    def call(self, x):
-        return self.recall(_classic.to_bipolar(_classic.flat(x, self.units)), self.steps)
-
-    def energy(self, s):
-        """``-1/2 s^T W s`` per row."""
-        return -0.5 * ops.sum(s * ops.matmul(s, self.kernel), axis=1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.units)
 
     def audit_formula(self):
         n = self.units
@@ -80,52 +65,22 @@ class HopfieldRecall(keras.layers.Layer):
                 f"symmetric with zero diagonal: {n} x {n - 1} / 2 = {n * (n - 1) // 2:,} independent")
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "steps": self.steps,
-                "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode}
 
 
 # --- model -----------------------------------------------------------------------------
 
 @_SERIALIZABLE
-class Hopfield(_classic.ClassicModel):
+class Hopfield(_memory.AutoAssociative):
     """Hopfield network; the call returns the recalled bipolar state ``[batch, units]``."""
 
     learning_rule = "hebbian"
+    memory_name, title = "hopfield", "Hopfield"
 
     @staticmethod
     def _graph(inputs, config):
         return HopfieldRecall(config["units"], config["steps"], config["mode"],
                               name="hopfield")(inputs)
-
-    @property
-    def memory(self) -> HopfieldRecall:
-        return self.get_layer("hopfield")
-
-    def energy(self, states) -> np.ndarray:
-        """Energy ``-1/2 s^T W s`` of each row of ``states`` (bipolar, or binary 0/1)."""
-        s = _classic.to_bipolar(self.as_rows(states, "states"))
-        return np.asarray(self.memory.energy(s))
-
-    def recall_trace(self, x, steps=None) -> np.ndarray:
-        """States ``[steps + 1, n, units]``: the start, then the state after each step."""
-        s = _classic.bipolar_numpy(self.as_rows(x))
-        states = [s]
-        for _ in range(self.memory.steps if steps is None else steps):
-            states.append(np.asarray(self.memory.recall(states[-1], 1)))
-        return np.stack(states)
-
-    # train.py hooks (HOOKS.md)
-    def prepare_training_data(self, x, y):
-        """Digits -> one bipolar prototype per class (mean image thresholded at 0.5)."""
-        return _classic.class_prototypes(x, y)
-
-    def evaluate_rule(self, x, y) -> dict:
-        """Recall each binarised test image; score the class of the nearest prototype."""
-        return _classic.memory_scores(self, x, y)
-
-    def learning_plots(self, x, y, history, out_dir) -> dict:
-        """``energy.png`` (energy over the recall steps) and ``recall.png``."""
-        return _plots.memory_plots(self, x, out_dir, "Hopfield")
 
 
 # --- learning rule -------------------------------------------------------------------
@@ -141,7 +96,7 @@ def hebbian(model, x, y, *, epochs, seed, on_epoch_end) -> None:
     leaves unchanged) and ``energy`` (mean energy of the stored patterns).
     """
     units = model.memory.units
-    p = _classic.bipolar_patterns(x, units, "x")
+    p = _memory.bipolar_patterns(x, units, "x")
     if len(p) > CAPACITY * units:
         warnings.warn(
             f"Storing {len(p)} patterns in a Hopfield network of N = {units} units exceeds "
