@@ -246,3 +246,27 @@ def test_cli_bad_memory_config_is_one_line_exit_2(capsys):
     code = run_cli(models_cli, ["summary", "hopfield", "--set", "mode=fast"], prog="python -m models")
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1 and "mode must be one of" in err
+
+
+def test_train_py_hooks_store_class_prototypes_and_plot_the_energy(tmp_path):
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    x, y = (digits.data / 16.0).astype(np.float32), digits.target
+    for name in ("hopfield", "bsb", "bam"):
+        model = models.create_model(name, input_shape=(64,))
+        px, py = model.prepare_training_data(x[:1000], y[:1000])
+        means = np.stack([x[:1000][y[:1000] == c].mean(0) for c in range(10)])
+        np.testing.assert_array_equal(px, np.where(means > 0.5, 1, -1))   # one per class
+        if name == "bam":   # codes: rows 1..10 of the 16 x 16 Sylvester-Hadamard matrix
+            import scipy.linalg
+            np.testing.assert_array_equal(py, scipy.linalg.hadamard(16)[1:11])
+            assert np.all(py @ py.T == 16 * np.eye(10))
+        with warnings.catch_warnings():  # 10 digit prototypes in 64 units: over 0.138 N
+            warnings.simplefilter("ignore", CapacityWarning)
+            models.learn(model, px, py)
+        scores = model.evaluate_rule(x[1000:1300], y[1000:1300])
+        assert 0.1 < scores["recall_accuracy"] <= 1.0, (name, scores)   # chance is 0.1
+        if name != "bam":
+            paths = model.learning_plots(x[1000:], y[1000:], {}, tmp_path / name)
+            assert sorted(paths) == ["energy", "recall"]
+            assert all(p.stat().st_size > 1000 for p in paths.values())
