@@ -159,8 +159,8 @@ def lvq1(model, x, y, *, epochs, seed, on_epoch_end, learning_rate=0.1,
 LVQ = Family(
     name="lvq",
     defaults=dict(
-        input_shape=(4,),          # iris
-        num_classes=3,
+        input_shape=(32, 32, 1),   # the zoo's images; iris: input_shape=(4,), num_classes=3
+        num_classes=10,
         prototypes_per_class=3,
     ),
     build=lambda cfg: Lvq(**cfg),

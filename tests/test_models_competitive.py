@@ -157,7 +157,7 @@ def test_lvq_iris_5_fold_cv_at_least_0_92_with_3_prototypes_per_class():
     scores = []
     for fold, (train, test) in enumerate(StratifiedKFold(5, shuffle=True, random_state=0)
                                          .split(x, y)):
-        model = models.create_model("lvq", prototypes_per_class=3)
+        model = models.create_model("lvq", input_shape=(4,), num_classes=3, prototypes_per_class=3)
         models.learn(model, x[train], y[train], seed=fold)
         scores.append(np.mean(np.asarray(model(x[test])).argmax(1) == y[test]))
     assert np.mean(scores) >= 0.92, scores
@@ -220,7 +220,7 @@ def test_bad_data_are_learning_rule_errors():
         models.learn(art, np.array([[1, 0, 0, 0], [0, 0, 0, 0]]))
     with pytest.raises(models.LearningRuleError, match=r"shape \[n, 4\]"):
         models.learn(art, np.ones((2, 5)))
-    lvq = models.create_model("lvq")
+    lvq = models.create_model("lvq", input_shape=(4,), num_classes=3)
     with pytest.raises(models.LearningRuleError, match="supervised: pass the labels"):
         models.learn(lvq, np.ones((6, 4)))
     with pytest.raises(models.LearningRuleError, match=r"labels must be integers in 0\.\.2"):
