@@ -63,6 +63,12 @@ class ClassicModel(keras.Model):
         return x.reshape(len(x), self.features)
 
 
+    def predict_rows(self, rows, batch_size: int = 256) -> np.ndarray:
+        """The call on ``rows`` ``[n, features]`` (reshaped to ``input_shape``), batched."""
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, *self._config["input_shape"])
+        return np.asarray(self.predict(rows, batch_size=batch_size, verbose=0))
+
+
 def flat(x, features: int):
     """``x`` reshaped to ``[batch, features]`` with a static size (TFLite needs no shape ops)."""
     return ops.reshape(x, (-1, features))

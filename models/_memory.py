@@ -87,7 +87,7 @@ def recall_scores(model, x, y) -> dict:
     score the class of the nearest class prototype of the same data (Hamming)."""
     prototypes, classes = class_prototypes(x, y)
     start = np.where(model.as_rows(x) > 0.5, 1.0, -1.0)
-    final = np.sign(np.asarray(model.predict(start, batch_size=256, verbose=0)))
+    final = np.sign(model.predict_rows(start))
     nearest = classes[_classic.nearest_rows(final, prototypes)]
     return {"recall_accuracy": float(np.mean(nearest == np.asarray(y).reshape(-1))),
             "energy": float(np.mean(model.energy(final)))}

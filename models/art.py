@@ -93,7 +93,7 @@ class Art1(_classic.ClassicModel):
 
     def categorize(self, x) -> np.ndarray:
         """Category of each row; -1 where no category resonates."""
-        scores = np.asarray(self.predict(self.as_rows(x), batch_size=512, verbose=0))
+        scores = self.predict_rows(self.as_rows(x), batch_size=512)
         return np.where(scores.max(axis=1) < 0, -1, scores.argmax(axis=1))
 
     # train.py hooks (HOOKS.md)

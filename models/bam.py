@@ -108,7 +108,7 @@ class Bam(_classic.ClassicModel):
         """Recall a code from each binarised test image; score its nearest class code."""
         y = np.asarray(y).reshape(-1)
         codes = class_codes(int(y.max()) + 1, self.memory.output_units)
-        recalled = self.predict(np.where(self.as_rows(x) > 0.5, 1.0, -1.0), verbose=0)
+        recalled = self.predict_rows(np.where(self.as_rows(x) > 0.5, 1.0, -1.0))
         return {"recall_accuracy": float(np.mean(
             _classic.nearest_rows(recalled, codes) == y))}
 

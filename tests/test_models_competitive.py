@@ -236,20 +236,20 @@ def test_cli_bad_vigilance_is_one_line_exit_2(capsys):
 
 
 def test_train_py_hooks_score_and_plot(tmp_path, sk_digits):
-    x, y = sk_digits
-    art = models.create_model("art1", input_shape=(64,), max_categories=40, vigilance=0.5)
+    x, y = sk_digits[0].reshape(-1, 8, 8, 1), sk_digits[1]   # images, as train.py has them
+    art = models.create_model("art1", input_shape=(8, 8, 1), max_categories=40, vigilance=0.5)
     bits, labels = art.prepare_training_data(x[:500], y[:500])
-    np.testing.assert_array_equal(bits, x[:500] > 0.5)
+    np.testing.assert_array_equal(bits, x[:500].reshape(500, 64) > 0.5)
     models.learn(art, bits, epochs=2)
     scores = art.evaluate_rule(x[500:800], y[500:800])
     assert scores["categories"] == art.committed() > 1 and 0.1 < scores["purity"] <= 1
     assert sorted(art.learning_plots(x[500:], y[500:], {}, tmp_path)) == ["categories"]
-    som = models.create_model("som", input_shape=(64,), grid=(5, 5))
+    som = models.create_model("som", input_shape=(8, 8, 1), grid=(5, 5))
     models.learn(som, x[:500], epochs=2)
     assert som.evaluate_rule(x[500:800], y[500:800]) == {
         "quantization_error": som.quantization_error(x[500:800]),
         "topographic_error": som.topographic_error(x[500:800])}
-    lvq = models.create_model("lvq", input_shape=(64,), num_classes=10)
+    lvq = models.create_model("lvq", input_shape=(8, 8, 1), num_classes=10)
     models.learn(lvq, x[:500], y[:500], epochs=5)
     assert sorted(lvq.learning_plots(x, y, {}, tmp_path)) == ["lvq_prototypes"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["categories.png", "lvq_prototypes.png"]

@@ -251,11 +251,12 @@ def test_cli_bad_memory_config_is_one_line_exit_2(capsys):
 def test_train_py_hooks_store_class_prototypes_and_plot_the_energy(tmp_path):
     from sklearn.datasets import load_digits
     digits = load_digits()
-    x, y = (digits.data / 16.0).astype(np.float32), digits.target
+    # Images as train.py hands them over: [n, rows, cols, 1] in [0, 1].
+    x, y = (digits.data / 16.0).astype(np.float32).reshape(-1, 8, 8, 1), digits.target
     for name in ("hopfield", "bsb", "bam"):
-        model = models.create_model(name, input_shape=(64,))
+        model = models.create_model(name, input_shape=(8, 8, 1))
         px, py = model.prepare_training_data(x[:1000], y[:1000])
-        means = np.stack([x[:1000][y[:1000] == c].mean(0) for c in range(10)])
+        means = np.stack([x[:1000][y[:1000] == c].mean(0).ravel() for c in range(10)])
         np.testing.assert_array_equal(px, np.where(means > 0.5, 1, -1))   # one per class
         if name == "bam":   # codes: rows 1..10 of the 16 x 16 Sylvester-Hadamard matrix
             import scipy.linalg
