@@ -79,9 +79,11 @@ def heatmap(values, path, *, title="", cmap="bone_r", label="", labels=None):
 
 
 def memory_plots(model, x, out_dir, title) -> dict:
-    """``energy.png`` (energy of 16 binarised images over the recall steps) and, for
-    image inputs, ``recall.png`` (8 starts and their recalled states)."""
-    start = np.where(model.as_rows(x)[:16] > 0.5, 1.0, -1.0)
+    """``energy.png`` (energy of 16 images over the recall steps, binarised as the
+    model's hooks do) and, for image inputs, ``recall.png`` (8 starts and their
+    recalled states)."""
+    from models._memory import image_patterns
+    start = image_patterns(model.as_rows(x))[:16]
     trace = model.recall_trace(start)
     paths = {"energy": energy_plot(np.stack([model.energy(s) for s in trace]),
                                    f"{out_dir}/energy.png",

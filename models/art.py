@@ -102,12 +102,15 @@ class Art1(_classic.ClassicModel):
         return (self.as_rows(x) > 0.5).astype(np.float32), y
 
     def evaluate_rule(self, x, y) -> dict:
-        """Committed categories, and how pure the test images' categories are."""
+        """Committed categories; purity (the share of the images that fit a category
+        whose label is their category's most frequent one); the share that fit none."""
         chosen = self.categorize(x)
         y = np.asarray(y).reshape(-1)
-        majority = sum(np.bincount(y[chosen == c]).max() for c in np.unique(chosen))
-        return {"categories": self.committed(), "purity": float(majority / len(y)),
-                "unclustered": float(np.mean(chosen < 0))}
+        fits = chosen >= 0
+        majority = sum(np.bincount(y[chosen == c]).max() for c in np.unique(chosen[fits]))
+        return {"categories": self.committed(),
+                "purity": float(majority / max(int(fits.sum()), 1)),  # among those that fit
+                "unclustered": float(np.mean(~fits))}
 
     def learning_plots(self, x, y, history, out_dir) -> dict:
         """``categories.png``: the committed categories' templates as images."""

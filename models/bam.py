@@ -105,10 +105,11 @@ class Bam(_classic.ClassicModel):
         return prototypes, class_codes(len(classes), self.memory.output_units)
 
     def evaluate_rule(self, x, y) -> dict:
-        """Recall a code from each binarised test image; score its nearest class code."""
+        """Recall a code from each test image (binarised as for training, see
+        ``models._memory.image_patterns``); score its nearest class code."""
         y = np.asarray(y).reshape(-1)
         codes = class_codes(int(y.max()) + 1, self.memory.output_units)
-        recalled = self.predict_rows(np.where(self.as_rows(x) > 0.5, 1.0, -1.0))
+        recalled = self.predict_rows(_memory.image_patterns(self.as_rows(x)))
         return {"recall_accuracy": float(np.mean(
             _classic.nearest_rows(recalled, codes) == y))}
 
