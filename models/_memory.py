@@ -158,9 +158,12 @@ class AutoAssociative(_classic.ClassicModel):
 
     def recall_trace(self, x, steps=None) -> np.ndarray:
         """States ``[steps + 1, n, units]``: the start, then the state after each step."""
+        import tensorflow as tf  # the Keras backend; eager, one async sweep takes seconds
+
+        one_step = tf.function(lambda s: self.memory.recall(s, 1))
         states = [np.asarray(self.memory.start(self.as_rows(x)))]
         for _ in range(self.memory.steps if steps is None else steps):
-            states.append(np.asarray(self.memory.recall(states[-1], 1)))
+            states.append(np.asarray(one_step(tf.constant(states[-1]))))
         return np.stack(states)
 
     # train.py hooks (HOOKS.md)
