@@ -52,7 +52,7 @@ class Art1Categories(keras.layers.Layer):
                                         initializer="ones")
 
     def call(self, x):
-        s = ops.cast(_classic.flat(x, self.features) > 0.5, "float32")
+        s = ops.where(_classic.flat(x, self.features) > 0.5, 1.0, 0.0)
         y = ops.matmul(s, self.bottom_up)
         overlap = ops.matmul(s, ops.transpose(self.top_down))  # |s AND t_j|, exact counts
         norm = ops.sum(s, axis=1, keepdims=True)

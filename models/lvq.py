@@ -48,7 +48,7 @@ class LvqScores(keras.layers.Layer):
     def call(self, x):
         d = _classic.euclidean_distances(_classic.flat(x, self.features), self.prototypes)
         d = ops.reshape(d, (-1, self.num_classes, self.prototypes_per_class))
-        return -ops.min(d, axis=-1)
+        return ops.max(d * -1.0, axis=-1)  # = -min d in ops that have int8 kernels (TFLite Micro)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)
