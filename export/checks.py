@@ -179,6 +179,15 @@ def check_model_inputs(model, formats=()) -> None:
     Raises:
         ExportError: naming the input and its shape.
     """
+    try:
+        inputs = model.inputs
+    except AttributeError:  # a subclassed keras.Model has no symbolic inputs
+        inputs = None
+    if not inputs:
+        raise ExportError(f"Model {model.name!r} has no symbolic inputs (a subclassed "
+                          "keras.Model); export traces functional and Sequential models. "
+                          "Build it as keras.Model(keras.Input(...), outputs) or "
+                          "keras.Sequential([keras.Input(...), ...]).")
     if "tflite_micro" in formats:
         from export.micro import check_static_inputs
         check_static_inputs(model)  # the message says what TFLite Micro needs

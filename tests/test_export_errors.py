@@ -153,3 +153,21 @@ def test_tampered_artifact_fails_validation(fmt, tamper, tmp_path, monkeypatch):
     # The earlier good export is untouched, and no temporary directory is left.
     assert (out / good["artifacts"][0]["path"]).read_bytes() == good_bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_subclassed_model_is_refused_in_one_line(tmp_path):
+    import keras
+
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Sub()
+    model(keras.Input((3,)))
+    with pytest.raises(export.ExportError, match="no symbolic inputs") as exc:
+        export.export_model(model, tmp_path / "out", formats=["tflite"])
+    assert "\n" not in str(exc.value) and not (tmp_path / "out").exists()
