@@ -123,7 +123,10 @@ def full_integer(converter, samples, *, int8_io: bool) -> tuple[bytes, list[dict
                        "used": [round(lower, 6), float(q.max[0])]})
         q.min = np.array([lower], dtype=np.float32)
     io_type = tf.int8 if int8_io else tf.float32
+    # fully_quantize also turns float I/O into int8; without it the quantizer
+    # keeps float I/O behind QUANTIZE/DEQUANTIZE (callers check that no other
+    # op stayed float).
     content = tf_convert.mlir_quantize(
-        flatbuffer_utils.convert_object_to_bytearray(model), fully_quantize=True,
+        flatbuffer_utils.convert_object_to_bytearray(model), fully_quantize=int8_io,
         input_data_type=io_type, output_data_type=io_type)
     return content, ranges

@@ -39,7 +39,7 @@ def exam(tmp_path_factory):
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     arts = {(a["format"], a["quantization"]): a for a in manifest["artifacts"]}
-    return {"model": model, "xt": xt, "out": out, "arts": arts, "manifest": manifest}
+    return {"model": model, "x": x, "xt": xt, "out": out, "arts": arts, "manifest": manifest}
 
 
 @pytest.mark.slow
@@ -78,6 +78,43 @@ def test_micro_matches_litert_within_one_step_and_keras_top1(exam):
     assert np.mean(probs.argmax(1) == ref.argmax(1)) >= 0.98
     assert a["validation"]["top1_agreement"] >= a["validation"]["top1_bound"] == 0.98
     assert a["ops"] == sorted(RESOLVER_METHODS)
+
+
+@pytest.mark.slow
+def test_logits_range_follows_the_documented_rule(exam):
+    """The lower bound of the logits is m - 0.5 (M - m) over the calibration
+    samples' logits, recomputed here with Keras (the model minus its softmax)."""
+    import keras
+    a = exam["arts"][("tflite_micro", "int8")]
+    [adjusted] = a["calibration_ranges"]
+    idx = np.linspace(0, len(exam["x"]) - 1, 200).astype(int)  # 200 evenly spaced
+    model = exam["model"]
+    logits = keras.Model(model.inputs, model.get_layer("output").output)(exam["x"][idx])
+    logits = np.asarray(logits, dtype=np.float64)
+    m, top = logits.max(1).min(), logits.max()
+    assert adjusted["used"][0] == pytest.approx(m - 0.5 * (top - m), abs=1e-3)
+    assert adjusted["calibrated"][0] == pytest.approx(logits.min(), abs=1e-3)
+    assert adjusted["used"][1] == pytest.approx(top, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_float_io_variant_runs_in_tflite_micro(exam, tmp_path):
+    import export
+    m = export.export_model(exam["model"], tmp_path / "out", formats=["tflite_micro"],
+                            micro_io="float32", representative_data=exam["x"],
+                            validation_data=exam["xt"][:300])
+    a = m["artifacts"][0]
+    assert a["inputs"][0]["dtype"] == "float32" and a["micro"]["io"] == "float32"
+    assert {"QUANTIZE", "DEQUANTIZE"} <= set(a["ops"])
+    assert a["validation"]["passed"] and a["validation"]["litert"]["max_steps"] <= 1
+    from tflite_micro import runtime
+    interp = runtime.Interpreter.from_file(str(tmp_path / "out" / a["path"]),
+                                           arena_size=a["micro"]["arena_bytes"])
+    interp.set_input(exam["xt"][:1], 0)
+    interp.invoke()
+    probs = interp.get_output(0)
+    ref = keras_outputs(exam["model"], exam["xt"][:1])[0]
+    assert probs.dtype == np.float32 and probs.argmax() == ref.argmax()
 
 
 @pytest.mark.slow
