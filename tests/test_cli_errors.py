@@ -112,3 +112,19 @@ def test_help_still_exits_0():
     with pytest.raises(SystemExit) as info:
         parser.parse_args(["--help"])
     assert info.value.code == 0
+
+
+def test_a_bug_in_an_isolated_child_is_an_internal_error(capsys):
+    # A genuine KeyError in our child-side code (a payload without "path"), across
+    # the process boundary: a bug, not "error: path" with exit 2 as it used to be.
+    from evaluation.isolation import ChildError, call_isolated
+
+    def main(argv):
+        call_isolated("evaluation.execute:run_artifact", {}, what="Artifact 'x'")
+
+    with pytest.raises(ChildError, match=r"KeyError: path[\s\S]*Traceback"):
+        main([])
+    assert run_cli(main, [], prog="evaluate.py") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "evaluate.py: internal error: ChildError: Artifact 'x' failed with KeyError: path"), err
