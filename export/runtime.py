@@ -194,7 +194,10 @@ class SavedModelRunner(Runner):
 
     def _run(self, arrays):
         import tensorflow as tf
-        result = self._fn(**{n: tf.constant(a) for n, a in zip(self._in_names, arrays)})
+        try:
+            result = self._fn(**{n: tf.constant(a) for n, a in zip(self._in_names, arrays)})
+        except tf.errors.OpError as exc:  # corrupt variables surface when the graph runs
+            raise _load_error("TensorFlow", self.path, exc, doing="run") from exc
         return [result[n].numpy() for n in self._out_names]
 
 
@@ -226,7 +229,10 @@ class OnnxRunner(Runner):
 
     def _run(self, arrays):
         feed = {t.name: a for t, a in zip(self._inputs, arrays)}
-        return self.session.run(self._out_names, feed)
+        try:
+            return self.session.run(self._out_names, feed)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's Fail/RuntimeException on a bad file
+            raise _load_error("onnxruntime", self.path, exc, doing="run") from exc
 
 
 def _ort_shape(shape):
@@ -259,19 +265,12 @@ class TFLiteRunner(Runner):
         self.xnnpack = xnnpack  # False: LiteRT's builtin kernels only
         self.uses_flex = False
         self.interpreter = self._make_interpreter()
-        sig = self.interpreter.get_signature_list()
-        if SIGNATURE_KEY in sig:
-            runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
-            ins, outs = runner.get_input_details(), runner.get_output_details()
-            self._in = [ins[n] for n in sorted(ins, key=natural_key)]
-            self._out = [outs[n] for n in sorted(outs, key=natural_key)]
-            in_names = sorted(ins, key=natural_key)
-            out_names = sorted(outs, key=natural_key)
-        else:
-            self._in = self.interpreter.get_input_details()
-            self._out = self.interpreter.get_output_details()
-            in_names = [d["name"] for d in self._in]
-            out_names = [d["name"] for d in self._out]
+        try:
+            ins, outs = self._io_details()
+        except Exception as exc:  # noqa: BLE001 - a corrupt file names tensors that do not exist
+            raise _load_error("LiteRT", self.path, exc) from exc
+        in_names, self._in = [n for n, _ in ins], [d for _, d in ins]
+        out_names, self._out = [n for n, _ in outs], [d for _, d in outs]
         self.fixed_batch = None
         sig0 = self._in[0].get("shape_signature", self._in[0]["shape"])
         if len(sig0) and int(sig0[0]) > 0:
@@ -281,6 +280,16 @@ class TFLiteRunner(Runner):
         self.output_spec = [_spec(n, d.get("shape_signature", d["shape"]), d["dtype"],
                                   _quant(d)) for n, d in zip(out_names, self._out)]
         self._allocated_batch = None
+
+    def _io_details(self) -> tuple[list, list]:
+        """``[(name, detail)]`` of the inputs and of the outputs, as LiteRT reports them."""
+        if SIGNATURE_KEY in self.interpreter.get_signature_list():
+            runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
+            ins, outs = runner.get_input_details(), runner.get_output_details()
+            return ([(n, ins[n]) for n in sorted(ins, key=natural_key)],
+                    [(n, outs[n]) for n in sorted(outs, key=natural_key)])
+        return ([(d["name"], d) for d in self.interpreter.get_input_details()],
+                [(d["name"], d) for d in self.interpreter.get_output_details()])
 
     def _make_interpreter(self):
         from ai_edge_litert.interpreter import Interpreter
@@ -329,11 +338,16 @@ class TFLiteRunner(Runner):
     def _invoke(self, arrays):
         if self.unavailable:
             raise ModelLoadError(f"Cannot run {self.unavailable}")
-        self._resize(arrays[0].shape[0])
-        for d, a in zip(self._in, arrays):
-            self.interpreter.set_tensor(d["index"], _quantize(a, d))
-        self.interpreter.invoke()
-        return [_dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self._out]
+        feeds = [_quantize(a, d) for d, a in zip(self._in, arrays)]
+        try:
+            self._resize(arrays[0].shape[0])
+            for d, a in zip(self._in, feeds):
+                self.interpreter.set_tensor(d["index"], a)
+            self.interpreter.invoke()
+            results = [self.interpreter.get_tensor(d["index"]) for d in self._out]
+        except (RuntimeError, ValueError, TypeError) as exc:  # LiteRT on a corrupt file
+            raise _load_error("LiteRT", self.path, exc, doing="run") from exc
+        return [_dequantize(r, d) for r, d in zip(results, self._out)]
 
     def _run(self, arrays):
         n = arrays[0].shape[0]
@@ -377,10 +391,10 @@ def _dequantize(y, detail):
     return y.astype(np.float32) if dtype != np.float32 else y.copy()
 
 
-def _load_error(runtime: str, path, exc: BaseException) -> ModelLoadError:
-    """A runtime's own error about a file it cannot load, as one typed line."""
+def _load_error(runtime: str, path, exc: BaseException, doing: str = "load") -> ModelLoadError:
+    """A runtime's own error about a file it cannot load (or run), as one typed line."""
     text = " ".join(str(exc).split())[:300] or type(exc).__name__
-    return ModelLoadError(f"{runtime} cannot load '{path}': {text}")
+    return ModelLoadError(f"{runtime} cannot {doing} '{path}': {text}")
 
 
 # ---------------------------------------------------------------- dispatch
