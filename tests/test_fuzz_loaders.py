@@ -45,9 +45,12 @@ def artifacts(tmp_path_factory):
     import export
 
     keras.utils.set_random_seed(0)
-    inputs = keras.Input(INPUT_SHAPE)
-    hidden = keras.layers.Dense(6, activation="relu")(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    # Fixed names: the artifacts' bytes (so the drawn cases) do not depend on which
+    # tests created layers in this process before.
+    inputs = keras.Input(INPUT_SHAPE, name="x")
+    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax", name="scores")(hidden)
+    model = keras.Model(inputs, outputs, name="fuzz_target")
     directory = tmp_path_factory.mktemp("fuzz")
     model.save(directory / "model.keras")
     export.export_model(model, directory / "export")
