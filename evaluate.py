@@ -7,7 +7,7 @@
 
 ARTIFACT: a .keras file, a SavedModel directory, an .onnx or .tflite file, or an
 export directory with manifest.json (all of its artifacts). The first artifact
-is the reference for the "agreement" column. Errors: one line, exit status 2.
+is the reference for the "agreement" column. Bad input: one line, exit status 2.
 """
 from __future__ import annotations
 

@@ -107,11 +107,13 @@ def test_full_disk_is_one_line_exit_2(capsys):
                    "location is full: free space there or choose another one)"]
 
 
-def test_help_still_exits_0():
+def test_help_still_exits_0_and_documents_the_exit_statuses(capsys):
     parser = ArgumentParser(prog="p")
     with pytest.raises(SystemExit) as info:
         parser.parse_args(["--help"])
     assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "2 bad input" in out and "1 internal error" in out and "ZOO_DEBUG=1" in out
 
 
 def test_a_bug_in_an_isolated_child_is_an_internal_error(capsys):

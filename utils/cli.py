@@ -75,14 +75,25 @@ def error_line(exc: BaseException) -> str:
     return msg
 
 
+EXIT_STATUS_HELP = (f"exit status: 0 done; {BAD_INPUT_EXIT} bad input (one line on stderr); "
+                    f"{INTERNAL_ERROR_EXIT} internal error, a bug in this tool ({DEBUG_ENV}=1 "
+                    "prints the traceback).")
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors follow the bad-input rule.
 
     A missing or invalid argument raises :class:`utils.errors.UsageError`
     ("... (see PROG --help)"), which ``run_cli`` prints as one line with exit
     status 2, instead of argparse's usage block. Subcommand parsers made with
-    ``add_subparsers`` are of this class too (argparse's default).
+    ``add_subparsers`` are of this class too (argparse's default). Without an
+    epilog of its own, ``--help`` ends with :data:`EXIT_STATUS_HELP`.
     """
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("epilog") is None:
+            kwargs["epilog"] = EXIT_STATUS_HELP
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")
