@@ -73,24 +73,7 @@ def heatmap(values, path, *, title="", cmap="bone_r", label="", labels=None):
     for k, text in enumerate(labels or ()):
         if text is not None:
             ax.text(k % values.shape[1], k // values.shape[1], str(text), ha="center",
-                    va="center", fontsize=7, color="tab:red")
+                    va="center", fontsize=7, color="tab:red", fontweight="bold",
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.7, lw=0))
     ax.set_title(title, fontsize=9)
     return save_figure(fig, Path(path))
-
-
-def memory_plots(model, x, out_dir, title) -> dict:
-    """``energy.png`` (energy of 16 images over the recall steps, binarised as the
-    model's hooks do) and, for image inputs, ``recall.png`` (8 starts and their
-    recalled states)."""
-    from models._memory import image_patterns
-    start = image_patterns(model.as_rows(x))[:16]
-    trace = model.recall_trace(start)
-    paths = {"energy": energy_plot(np.stack([model.energy(s) for s in trace]),
-                                   f"{out_dir}/energy.png",
-                                   title=f"{title}: energy of {len(start)} test images over recall")}
-    shape = image_shape(model.get_config()["input_shape"])
-    if shape is not None:
-        paths["recall"] = image_grid(np.concatenate([trace[0][:8], trace[-1][:8]]),
-                                     f"{out_dir}/recall.png", shape=shape, grid=(2, 8),
-                                     title=f"{title}: start (top) and recalled state (bottom)")
-    return paths

@@ -113,17 +113,19 @@ class Art1(_classic.ClassicModel):
                 "unclustered": float(np.mean(~fits))}
 
     def learning_plots(self, x, y, history, out_dir) -> dict:
-        """``categories.png``: the committed categories' templates as images."""
+        """``categories.png``: the first 64 committed categories' templates as images,
+        each titled with how many of ``x`` it takes."""
         shape = _plots.image_shape(self._config["input_shape"])
-        k = self.committed()
+        k = min(self.committed(), 64)
         if shape is None or k == 0:
             return {}
-        counts = np.bincount(np.maximum(self.categorize(x), 0), minlength=k)[:k]
+        chosen = self.categorize(x)
+        counts = np.bincount(chosen[chosen >= 0], minlength=k)[:k]
         return {"categories": _plots.image_grid(
             self.categories.top_down.numpy()[:k], f"{out_dir}/categories.png", shape=shape,
             titles=[f"{j}: {c}" for j, c in enumerate(counts)],
             title=f"ART1 templates (vigilance {self.categories.vigilance}); "
-                  "category: test images")}
+                  f"category: images it takes ({np.mean(chosen < 0):.0%} fit none)")}
 
 
 def binary_patterns(x, features: int) -> np.ndarray:
