@@ -195,7 +195,7 @@ def _micro_extras(tmp, name, info) -> dict:
     """The C sources beside a tflite_micro model, and its measured arena."""
     from export import micro, micro_runtime, micro_sources
     content = (tmp / name).read_bytes()
-    smallest = micro_runtime.smallest_arena(content)
+    smallest = micro_runtime.smallest_arena(tmp / name)
     inputs, outputs = micro.edge_quantization(content)
     info["micro"].update(
         flash_bytes=len(content), arena_min_bytes=smallest,

@@ -4,7 +4,7 @@ interface, and the measurement of the smallest tensor arena.
 TFLite Micro runs one sample per ``invoke`` in a fixed arena; the runner
 feeds a batch sample by sample and quantizes/dequantizes int8 I/O with each
 tensor's scale and zero point, so callers pass and get floats as with every
-other runner. :func:`smallest_arena` finds, by bisection over 16-byte steps,
+other runner. :func:`smallest_arena` finds, in 16-byte steps,
 the smallest arena in which the interpreter allocates and runs the model;
 :func:`arena_with_margin` adds :data:`ARENA_MARGIN` for the device build.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.errors import ExportError, ModelLoadError
+from export.errors import ExportError, ModelLoadError, UnsupportedOpsError
 from export.runtime import Runner, _dequantize, _quantize, _spec, natural_key
 
 ARENA_ALIGN = 16
@@ -78,8 +78,8 @@ def _probe(content: bytes, arena_size: int, inputs) -> tuple[str | None, int | N
         Micro's recording allocator reports as used, on failure the bytes its
         last failed allocation reported missing (None where it said nothing).
 
-    Each probe runs in a forked copy of this process, with fds 1 and 2 sent
-    to a file: when an allocation fails inside a kernel's Prepare, TFLite Micro's
+    Each probe runs in a forked copy of the (light) search process, with fds
+    1 and 2 sent to a file: when an allocation fails inside a kernel's Prepare, TFLite Micro's
     Python wrapper can go on with a null buffer and die of SIGSEGV (the exam
     network does at 8 KiB), and some kernels abort instead of raising (int8
     SOFTMAX on logits of a tiny scale). A fork costs milliseconds and needs
@@ -113,32 +113,76 @@ def _probe(content: bytes, arena_size: int, inputs) -> tuple[str | None, int | N
     if os.WIFSIGNALED(status):
         return f"the interpreter died of {signal.Signals(os.WTERMSIG(status)).name}", number
     if not ok:
-        return text.rsplit("FAILED: ", 1)[-1].strip() or "it failed", number
+        return _failure_reason(text), number
     return None, number
 
 
-def smallest_arena(content: bytes) -> int:
+def _failure_reason(log: str) -> str:
+    """TFLite Micro's own account of a failed run: the kernel that failed and
+    why ("Node SQRT (number 3) failed to invoke", after the check that failed)."""
+    lines = [l.strip() for l in log.splitlines() if l.strip()]
+    for i, line in enumerate(lines):
+        if re.match(r"Node \w+ \(number \d+\) failed to (prepare|invoke)", line):
+            cause = lines[i - 1].split(" ", 1)[-1] if i and "was not true" not in lines[i - 1] \
+                else ""
+            return line + (f" ({cause})" if cause else "")
+    return log.rsplit("FAILED: ", 1)[-1].strip() or "it failed"
+
+
+def smallest_arena(path) -> int:
     """The smallest arena (a multiple of 16 bytes) in which TFLite Micro's
-    interpreter allocates every tensor of ``content`` and runs it once.
+    interpreter allocates every tensor of the ``.tflite`` file and runs it once.
+
+    The search runs in one light child process (``utils.isolation``: numpy,
+    LiteRT and TFLite Micro, no TensorFlow) that forks once per probe, so a
+    crashing probe costs neither this process nor a re-import.
+
+    Raises:
+        UnsupportedOpsError: a TFLite Micro kernel refuses the model (named).
+        ExportError: TFLite Micro fails or crashes on the model in any arena.
+    """
+    from utils.isolation import call_isolated
+    found = call_isolated("export.micro_runtime:_arena_worker", {"path": str(path)},
+                          what=f"TFLite Micro's arena search on {str(path)!r}",
+                          crash_error=ExportError)
+    if found.get("kernel"):  # allocation succeeded: the kernel itself refuses the model
+        op = found["kernel"]
+        raise UnsupportedOpsError(
+            f"TFLite Micro's {op} kernel cannot run this fully-int8 model: "
+            f"{found['reason']}. Replace the layer that lowers to {op}, or export to "
+            "tflite instead.", [op])
+    if found.get("reason"):
+        raise ExportError(f"TFLite Micro cannot run the converted model even in a "
+                          f"64 MiB arena: {found['reason']}{_hint(Path(path).read_bytes())}")
+    return found["arena"]
+
+
+def _arena_worker(payload: dict, report_progress=None) -> dict:
+    """The search of :func:`smallest_arena`, in the isolated child.
 
     Starts from what TFLite Micro's recording allocator reports a run used
     (it leaves out temporary allocations of Prepare), then grows by what each
     failed allocation reports missing, and ends when that size works and 16
     bytes less does not; a bisection settles any case those steps miss.
 
-    Raises:
-        ExportError: TFLite Micro fails or crashes on the model in any arena.
+    Returns:
+        ``{"arena": bytes}``, or ``{"reason": ..., "kernel": op or None}``.
     """
     from ai_edge_litert.interpreter import Interpreter
-    # Zeros of each input's shape and type, read with LiteRT: nothing of TFLite
-    # Micro runs in this process before a probe has shown that it can.
+    from tflite_micro import runtime
+    content = Path(payload["path"]).read_bytes()
     inputs = [np.zeros(d["shape"], d["dtype"])
               for d in Interpreter(model_content=content).get_input_details()]
+    # tflite_micro's Interpreter counts resource variables by unpacking the
+    # whole flatbuffer into Python objects, ~0.1 s per probe for a 47 KB model;
+    # the count is the same for every probe, so this worker counts once.
+    variables = runtime.count_resource_variables(content)
+    runtime.count_resource_variables = lambda model: variables
     high = _align(max(4 * len(content), 4096))
     while (found := _probe(content, high, inputs))[0] is not None:
-        if high >= 1 << 26:
-            raise ExportError(f"TFLite Micro cannot run the converted model even in a "
-                              f"64 MiB arena: {found[0]}{_hint(content)}")
+        kernel = re.match(r"Node (\w+) \(number \d+\) failed to invoke", found[0])
+        if kernel or high >= 1 << 26:
+            return {"reason": found[0], "kernel": kernel.group(1) if kernel else None}
         high *= 4
     low, size = ARENA_FLOOR - ARENA_ALIGN, _align(found[1] or ARENA_FLOOR)
     for _ in range(16):  # follow the allocator's own "missing: N bytes"
@@ -154,14 +198,14 @@ def smallest_arena(content: bytes) -> int:
                 break
             size = _align(size + missing)
         if high - low <= ARENA_ALIGN:
-            return high
+            return {"arena": high}
     while high - low > ARENA_ALIGN:  # bisection between a failing and a working size
         mid = min(_align((low + high) // 2), high - ARENA_ALIGN)
         if _probe(content, mid, inputs)[0] is None:
             high = mid
         else:
             low = mid
-    return high
+    return {"arena": high}
 
 
 def _hint(content: bytes) -> str:
@@ -205,7 +249,7 @@ class TFLiteMicroRunner(Runner):
         super().__init__(path)
         self.content = Path(path).read_bytes()
         if arena_size is None:
-            arena_size = arena_with_margin(smallest_arena(self.content))
+            arena_size = arena_with_margin(smallest_arena(path))
         self.arena_size = int(arena_size)
         try:
             self.interpreter = _interpreter(self.content, self.arena_size)
