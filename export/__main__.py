@@ -1,5 +1,6 @@
 """Command line: ``python -m export MODEL.keras --out DIR``, ``python -m export bench
-DIR`` and ``python -m export matrix`` (the activation x format table of the docs).
+DIR`` and ``python -m export matrix`` (the activation x format table of the docs;
+``--models`` and ``--micro`` for the model tables).
 
 Parses arguments, calls one library function, prints its result. Errors
 become one line on stderr and exit status 2 (``utils.cli.run_cli``).
