@@ -37,30 +37,39 @@ def test_every_optimizer_name_builds(name):
     assert type(opt).__name__.lower() == name
 
 
-@pytest.mark.slow
-def test_gradient_norms_match_a_tape_on_the_initial_weights(tmp_path):
-    """One step per epoch: epoch 1's recorded norm is the gradient at the initial weights."""
+def _one_step_config(tmp_path, **overrides):
+    """exam_mlp on 28 training images (limit 40), batch 28: exactly one step per epoch."""
+    return small_config(tmp_path / "run", model="exam_mlp", model_overrides={}, limit=40,
+                        batch_size=28, epochs=1, **overrides)
+
+
+def _tape_gradients(seed):
+    """Reference: the same initial exam_mlp and its gradient from a plain GradientTape."""
     import keras
     import tensorflow as tf
 
     import data
     import models
-    from training import train
 
-    # limit 40 -> 28 training images; batch 28 -> exactly one step per epoch.
-    cfg = small_config(tmp_path / "run", model="exam_mlp", model_overrides={}, limit=40,
-                       batch_size=28, epochs=1, track_gradients=True)
-    res = train(cfg)
-    rec = res.history[0]
-    # Reference: rebuild the same initial model and differentiate with a plain tape.
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(seed)
     ref_model = models.create_model("exam_mlp", num_classes=10)
     x, y = data.load_dataset("digits", limit=40).as_numpy("train")
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, ref_model(x)))
-    grads = tape.gradient(loss, ref_model.trainable_variables)
+    return ref_model, [g.numpy() for g in tape.gradient(loss, ref_model.trainable_variables)]
+
+
+@pytest.mark.slow
+def test_gradient_norms_match_a_tape_on_the_initial_weights(tmp_path):
+    """One step per epoch: epoch 1's recorded norm is the gradient at the initial weights."""
+    from training import train
+
+    cfg = _one_step_config(tmp_path, track_gradients=True)
+    res = train(cfg)
+    rec = res.history[0]
+    ref_model, grads = _tape_gradients(cfg.seed)
     for layer in ("hidden_1", "hidden_2", "hidden_3", "output"):
-        ref = math.sqrt(sum(float(tf.reduce_sum(g ** 2)) for g, v in
+        ref = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g, v in
                             zip(grads, ref_model.trainable_variables)
                             if v.path.startswith(layer + "/")))
         assert rec[f"grad_norm/{layer}"] == pytest.approx(ref, rel=1e-4), layer
@@ -73,23 +82,12 @@ def test_clipping_is_proven_by_the_norms_it_reports(tmp_path, clip):
     """One SGD step (28 images, batch 28): the history reports the gradient's global
     norm before and after clipping, and the step moved the weights by exactly
     -lr x the clipped gradient of a plain tape (SGD's first momentum step)."""
-    import keras
-    import tensorflow as tf
-
-    import data
-    import models
     from training import train
 
-    cfg = small_config(tmp_path / "run", model="exam_mlp", model_overrides={}, limit=40,
-                       batch_size=28, epochs=1, optimizer="sgd", lr=0.5, **clip)
+    cfg = _one_step_config(tmp_path, optimizer="sgd", lr=0.5, **clip)
     res = train(cfg)
     rec = res.history[0]
-    keras.utils.set_random_seed(cfg.seed)
-    ref_model = models.create_model("exam_mlp", num_classes=10)
-    x, y = data.load_dataset("digits", limit=40).as_numpy("train")
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, ref_model(x)))
-    grads = [g.numpy() for g in tape.gradient(loss, ref_model.trainable_variables)]
+    ref_model, grads = _tape_gradients(cfg.seed)
     raw = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
     if "clip_norm" in clip:
         applied = [g * (clip["clip_norm"] / raw) for g in grads]
