@@ -19,20 +19,29 @@ from utils.progress import format_fields
 
 EPILOG = """\
 run directory (--out, default runs/<model>):
-  model.keras            final trained model (keras.saving.load_model(..., safe_mode=True))
+  model.keras            trained model (keras.saving.load_model(..., safe_mode=True)); with
+                         --early-stopping the best val_loss epoch's weights
   config.json            every setting of the run (what --resume checks against)
   history.json/.csv      per-epoch loss, accuracy, val_loss, val_accuracy, lr, time, samples, samples/s
-                         (+ grad_norm/<layer> with --track-gradients)
-  summary.json           test loss/accuracy, dead-unit fraction, parameter count
+                         (+ grad_norm/<layer> with --track-gradients, grad_norm/global and
+                         grad_norm/global_clipped with --clip-norm/--clip-value)
+  summary.json           test loss/accuracy, dead-unit fraction, parameter count, best_epoch
   audit.md/.json         per-layer parameter audit (models.audit)
   curves.png             loss and accuracy plots; gradient_norms.png with --track-gradients
   tensorboard/           TensorBoard logs (tensorboard --logdir <out>/tensorboard)
   checkpoints/epoch-N/   written atomically after every epoch: weights, optimizer state,
                          dropout/RNG state; the data order of epoch k is f(seed, k)
   export/                with --export (manifest.json lists the artifacts)
+  plots/                 a rule model's own learning_plots
+
+Models that learn by their own rule (Hopfield, SOM, ...; models.rules) train by it into the
+same directory: --epochs/--seed/--lr/--batch-size map to the rule's parameters, --rule-arg to
+the others; gradient-descent flags are refused for them.
 
 Ctrl-C / SIGTERM stops at the next step boundary and keeps the last finished epoch;
 --resume continues and ends with exactly the weights of an uninterrupted run.
+--resume --epochs N continues a finished run to N epochs, bitwise equal to a run started
+with --epochs N (constant learning rate; cosine/step schedules are refused, saying why).
 
 exit status: 0 done; 2 bad input (unknown model/activation/dataset, bad data folder,
 NaN/inf data, diverged loss, --resume with a different config, unwritable --out),
@@ -53,9 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "tfds:<name> (e.g. tfds:cifar10, tfds:imagenet_resized/32x32; downloads only with "
                    "TFDS_DOWNLOAD=1 in the environment), a folder with "
                    "one subfolder of images per class, or a .npz file with arrays x, y")
-    p.add_argument("--epochs", type=int, help="number of epochs (default 20)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="batch size (default 64)")
-    p.add_argument("--lr", type=float, help="learning rate (default 3e-3)")
+    p.add_argument("--epochs", type=int, help="number of epochs (default 20; a rule model: its "
+                   "rule's default); with --resume on a finished run: continue it to this many")
+    p.add_argument("--batch-size", dest="batch_size", type=int,
+                   help="batch size (default 64; a rule model: its rule's, if it has one)")
+    p.add_argument("--lr", type=float,
+                   help="learning rate (default 3e-3; a rule model: its rule's learning_rate)")
     p.add_argument("--optimizer", help="adam (default), sgd (momentum 0.9), rmsprop or adamw")
     p.add_argument("--seed", type=int, help="seed for weights, dropout and data order (default 0); "
                    "same seed on the same machine -> identical weights")

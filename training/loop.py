@@ -14,9 +14,6 @@ optimizer variable and the global RNG states.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import io
-import math
 
 import numpy as np
 
@@ -26,6 +23,7 @@ from . import checkpoint as ckpt
 from . import outputs
 from .config import TrainConfig
 from .diagnostics import dead_unit_fraction
+from .early_stopping import EarlyStopping
 from .errors import DivergedError, TrainingError
 from .factories import (build_model, current_lr, learning_rule, make_optimizer, make_strategy,
                         task_from_tf_config)
@@ -143,30 +141,6 @@ def _train(config, run, bundle, log, callbacks) -> TrainResult:
         keras.config.set_dtype_policy(previous_policy)
 
 
-@dataclasses.dataclass
-class _EarlyStopping:
-    """Patience on val_loss; its counters live in every checkpoint."""
-    patience: int | None
-    best: float = math.inf
-    wait: int = 0
-    best_epoch: int = 0
-
-    def update(self, epoch: int, val_loss: float) -> bool:
-        """Count epoch ``epoch`` (1-based); True when it is the best so far."""
-        if val_loss < self.best:
-            self.best, self.wait, self.best_epoch = val_loss, 0, epoch
-            return True
-        self.wait += 1
-        return False
-
-    @property
-    def triggered(self) -> bool:
-        return bool(self.patience) and self.wait >= self.patience
-
-    def state(self) -> dict:
-        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch}
-
-
 def _restore(run, model, optimizer, early, config, log) -> tuple[int, list]:
     """Load the last checkpoint (resume); return the epochs done and the history so far.
 
@@ -195,7 +169,7 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> Tra
 
     paths: dict = {"run_dir": run.path}
     checkpoints = run.path / "checkpoints"
-    early = _EarlyStopping(config.early_stopping)
+    early = EarlyStopping(config.early_stopping)
     start_epoch, history = _restore(run, model, optimizer, early, config, log)
     if not run.resume:
         run.write_config(config, paths)
@@ -232,15 +206,8 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> Tra
             progress.finish(loss=record["loss"], acc=record["accuracy"], val_loss=val_loss,
                             val_accuracy=val_acc, samples_per_s=record["samples_per_s"])
             if run.chief:
-                run.write_config(config, paths)
-                if improved and config.early_stopping:
-                    # Before the epoch's checkpoint, which names this epoch as the best.
-                    ckpt.save_best(checkpoints, epoch + 1, model)
-                ckpt.save(checkpoints, epoch + 1, model, optimizer,
-                          {"history": history, "early_stopping": early.state(),
-                           "config": config.identity()})
-                paths.update(outputs.write_history(run.path, history))
-                outputs.log_tensorboard(writer, record)
+                _save_epoch(config, run, model, optimizer, early, improved, history, writer,
+                            paths)
             result.epochs_completed = epoch + 1
             for callback in callbacks:
                 callback(record, model)
@@ -248,9 +215,30 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> Tra
         log(f"early stopping: val_loss did not improve for {config.early_stopping} epochs")
     if result.interrupted or not run.chief:
         return result
+    _finish(config, run, bundle, model, steps, early, result, log)
+    return result
+
+
+def _save_epoch(config, run, model, optimizer, early, improved, history, writer,
+                paths) -> None:
+    """The chief's writes after an epoch: config (if pending), best weights, checkpoint,
+    history files, TensorBoard scalars; ``paths`` gains what was written."""
+    checkpoints = run.path / "checkpoints"
+    run.write_config(config, paths)
+    if improved and config.early_stopping:
+        # Before the epoch's checkpoint, which names this epoch as the best.
+        ckpt.save_best(checkpoints, len(history), model)
+    ckpt.save(checkpoints, len(history), model, optimizer,
+              {"history": history, "early_stopping": early.state(), "config": config.identity()})
+    paths.update(outputs.write_history(run.path, history))
+    outputs.log_tensorboard(writer, history[-1])
+
+
+def _finish(config, run, bundle, model, steps, early, result, log) -> None:
+    """A complete run: best weights (early stopping), test metrics, final files, export."""
     if config.early_stopping and early.best_epoch:
         # Keras' restore_best_weights: the saved model and its test score are the best epoch's.
-        ckpt.restore_best(checkpoints, model, early.best_epoch)
+        ckpt.restore_best(run.path / "checkpoints", model, early.best_epoch)
         result.best_epoch = early.best_epoch
         log(f"early stopping: model.keras holds epoch {early.best_epoch}'s weights "
             f"(best val_loss {early.best:.4f})")
@@ -260,7 +248,6 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> Tra
     outputs.write_final(config, run.path, model, result)
     if config.export:
         outputs.export_run(run.path, bundle, result.paths, log)
-    return result
 
 
 def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
