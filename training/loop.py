@@ -199,7 +199,8 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> Tra
                       "lr": float(current_lr(optimizer)), **stats, **grad_norms}
             if not all(np.isfinite(v.numpy()).all() for v in model.trainable_variables):
                 raise DivergedError(f"Training diverged: weights are NaN/inf after epoch "
-                                    f"{epoch + 1}, batch {n_steps}. Fix: lower --lr.",
+                                    f"{epoch + 1}, batch {n_steps}. Fix: lower --lr or clip the "
+                                    "gradient (--clip-norm 1).",
                                     epoch + 1, n_steps)
             history.append(record)
             improved = early.update(epoch + 1, val_loss)
@@ -280,7 +281,8 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
             raise DivergedError(
                 f"Training diverged: loss is {losses[bad[0]]} at epoch {epoch + 1}, "
                 f"batch {done + bad[0] + 1}/{n_steps}; {kept}. Fix: lower --lr "
-                f"(was {config.lr}) or check the data.", epoch + 1, done + bad[0] + 1)
+                f"(was {config.lr}), clip the gradient (--clip-norm 1) or check the data.",
+                epoch + 1, done + bad[0] + 1)
         loss_sum += float((losses * counts).sum())
         correct_sum += float(corrects.sum())
         seen += int(counts.sum())
