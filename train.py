@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-jit", dest="jit_compile", action="store_false",
                    help="do not XLA-compile the training step")
     p.add_argument("--model-arg", dest="model_overrides", action="append", type=_key_value,
-                   metavar="KEY=VALUE", help="model builder argument, repeatable (python -m "
-                   "models describe NAME lists them), e.g. --model-arg depth=6 --model-arg "
-                   "dropout=0.2; VALUE is JSON (numbers, true/false, lists) or else a string")
+                   metavar="KEY=VALUE", help="model builder argument, repeatable, e.g. "
+                   "--model-arg depth=6 --model-arg dropout=0.2 (an unknown KEY is refused naming "
+                   "the accepted ones); VALUE is JSON (numbers, true/false, lists) or else a string")
     p.add_argument("--rule-arg", dest="rule_args", action="append", type=_key_value,
                    metavar="KEY=VALUE", help="parameter of a model's own learning rule "
                    "(models that do not learn by backprop), repeatable; JSON or string as above")
