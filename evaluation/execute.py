@@ -43,7 +43,8 @@ def load(path: str | Path, kind: str, *, unsafe: bool = False, num_threads: int 
         UnsafeArtifactError: a ``.keras`` file with a Lambda layer and ``unsafe`` is False.
         ArtifactError: the runtime cannot load the file.
     """
-    from export.runtime import KerasRunner, load_artifact
+    from export.runtime import load_artifact
+    from export.runtime_tf import KerasRunner
 
     path = Path(path)
     if kind in ("keras", "saved_model"):

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from export.errors import ExportError, ModelLoadError, UnsupportedOpsError
-from export.runtime import Runner, _dequantize, _quantize, _spec, natural_key
+from export.runtime import Runner, _spec, natural_key
+from export.runtime_tflite import _dequantize, _quantize
 
 ARENA_ALIGN = 16
 # Margin on top of the measured arena, for what the host measurement cannot

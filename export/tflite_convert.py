@@ -8,7 +8,6 @@ import itertools
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from utils.tf_quiet import silenced_stderr_fd  # before keras: silences TF's start-up lines
 

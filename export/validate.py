@@ -160,7 +160,7 @@ def compare_with_litert(name, runner, path, data, steps) -> tuple[dict, list[dic
         ``(result, failures)``; ``result`` has ``max_steps``, ``samples``,
         ``bound`` and ``passed``.
     """
-    from export.runtime import TFLiteRunner
+    from export.runtime_tflite import TFLiteRunner
     x = _agreement_inputs(data)
     ours = runner.run(x)
     theirs = TFLiteRunner(path, xnnpack=False).run(x)
