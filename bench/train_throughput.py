@@ -17,6 +17,13 @@ of the median over epochs.
     .venv/bin/python bench/train_throughput.py --json bench/results.json
 
 PyTorch is optional (pip install torch==2.13.0); without it only TF is timed.
+
+``--strategy mirrored,multiworker`` times train.py's tf.distribute paths
+instead, each next to the single process in the same run (bench/strategy_runs.py;
+multiworker launches a loopback cluster of ``--workers`` processes itself):
+
+    .venv/bin/python bench/train_throughput.py --strategy mirrored,multiworker \
+        --batch-size 64,512 --repeats 3 --epochs 4
 """
 from __future__ import annotations
 
@@ -32,9 +39,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.cli import ArgumentParser, quiet_tensorflow, run_cli  # noqa: E402
-from utils.errors import UsageError  # noqa: E402
 
 MODELS = ("exam_mlp", "deep_mlp_8x64")
+STRATEGY_MODEL = "deep_mlp_8x64"  # the model of issue 14's measurements
 
 
 def _torch_model(name: str):
@@ -115,18 +122,37 @@ def keras_fit_run(name: str, x, y, batch_size: int, epochs: int, seed: int) -> l
 
 def main(argv=None) -> int:
     p = ArgumentParser(prog="bench/train_throughput.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--batch-size", type=int, default=64, help="train.py's default")
+    p.add_argument("--models", default=None,
+                   help=f"default {','.join(MODELS)}; with --strategy, {STRATEGY_MODEL}")
+    p.add_argument("--batch-size", default="64",
+                   help="train.py's default; with --strategy a comma-separated list, e.g. 64,512")
     p.add_argument("--epochs", type=int, default=6, help="per repetition; the first is dropped")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--keras-fit", action="store_true",
                    help="also time plain model.fit with defaults, for reference")
+    p.add_argument("--strategy", metavar="LIST",
+                   help="time these train.py --strategy paths (mirrored, multiworker) next to the "
+                   "single process, as train.py subprocesses; multiworker = a loopback cluster")
+    p.add_argument("--workers", type=int, default=2, help="multiworker cluster size (default 2)")
+    p.add_argument("--copies", type=int, default=6,
+                   help="with --strategy: the 5,000 digits repeated N times (6: 21,000 training "
+                   "images)")
     args = p.parse_args(argv)
     if args.epochs < 2 or args.repeats < 1:
-        raise UsageError("--epochs must be >= 2 (the first is warm-up) and --repeats >= 1.")
+        p.error("--epochs must be >= 2 (the first is warm-up) and --repeats >= 1.")
+    try:
+        batch_sizes = [int(b) for b in args.batch_size.split(",")]
+    except ValueError:
+        p.error(f"--batch-size takes integers separated by commas; received {args.batch_size!r}.")
     quiet_tensorflow()
+    if args.strategy is not None:
+        return _strategy_main(p, args, batch_sizes)
+    if len(batch_sizes) != 1:
+        p.error("several --batch-size values need --strategy.")
+    args.batch_size = batch_sizes[0]
+    args.models = args.models or ",".join(MODELS)
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
     import data
 
@@ -171,6 +197,29 @@ def main(argv=None) -> int:
     if args.json:
         from utils.io import atomic_write_json
         atomic_write_json(args.json, results)
+    return 0
+
+
+def _strategy_main(p, args, batch_sizes) -> int:
+    import strategy_runs
+
+    strategies = args.strategy.split(",")
+    unknown = sorted(set(strategies) - set(strategy_runs.STRATEGIES))
+    if unknown:
+        p.error(f"unknown --strategy {','.join(unknown)}; choose from "
+                f"{','.join(strategy_runs.STRATEGIES)}.")
+    if args.workers < 2 or args.copies < 1:
+        p.error("--workers must be >= 2 and --copies >= 1.")
+    model = args.models or STRATEGY_MODEL
+    print(f"{model}: single process vs {', '.join(strategies)}; {args.repeats} repetitions of "
+          f"{args.epochs} epochs; load average now {os.getloadavg()[0]:.1f}", flush=True)
+    rows = strategy_runs.compare(strategies, model, batch_sizes, args.epochs, args.repeats,
+                                 args.copies, args.workers,
+                                 log=lambda *a: print(*a, flush=True))
+    strategy_runs.print_table(rows, model, args.repeats)
+    if args.json:
+        from utils.io import atomic_write_json
+        atomic_write_json(args.json, rows)
     return 0
 
 
