@@ -1,12 +1,13 @@
 """The compiled parts of training: a multi-step chunk and the evaluation step.
 
-Single replica (the default): one ``tf.function(jit_compile=True)`` call runs
-up to ``steps_per_execution`` optimizer steps as a single XLA program, with an
-explicit ``tf.while_loop`` gathering each batch from the in-memory training
-tensors by the epoch's index permutation; no Python and no tf.data between
-steps. Several replicas (``tf.distribute``): the same step through
-``strategy.run`` fed by ``bundle.epoch(k)``, not XLA-compiled (XLA cannot
-compile the cross-replica merge). Both read the same epoch order.
+One replica (the default, and a strategy with a single replica): one
+``tf.function(jit_compile=True)`` call runs up to ``steps_per_execution``
+optimizer steps as a single XLA program, with an explicit ``tf.while_loop``
+gathering each batch from the in-memory training tensors by the epoch's index
+permutation; no Python and no tf.data between steps. Several replicas
+(``tf.distribute``): :mod:`training.distributed`, the per-replica step
+XLA-compiled around one packed all-reduce per step, from the same in-memory
+tensors. Both read the same epoch order (:func:`epoch_blocks`).
 """
 from __future__ import annotations
 
@@ -34,6 +35,28 @@ def _correct(probs, y):
     return tf.reduce_sum(tf.cast(hits, tf.float32))
 
 
+def epoch_blocks(bundle, epoch: int, batch_size: int, steps_per_execution: int):
+    """Epoch ``epoch``'s batches as index blocks: yields ``(blocks [k, B], n)``.
+
+    Full batches come ``steps_per_execution`` at a time, the last such block
+    padded with row 0 to that static shape (one XLA compile serves every chunk
+    length; only the first ``n`` rows are run), then the partial last batch on
+    its own as a ``[1, B_last]`` block (its own compile).
+    """
+    order = bundle.epoch_order(epoch).astype(np.int32)
+    full = len(order) // batch_size
+    blocks = order[:full * batch_size].reshape(full, batch_size)
+    for start in range(0, full, steps_per_execution):
+        chunk = blocks[start:start + steps_per_execution]
+        n = len(chunk)
+        if n < steps_per_execution:
+            chunk = np.concatenate([chunk, np.zeros((steps_per_execution - n, batch_size),
+                                                    np.int32)])
+        yield chunk, n
+    if len(order) > full * batch_size:
+        yield order[full * batch_size:].reshape(1, -1), 1
+
+
 class Steps:
     """The compiled training chunk and evaluation function for one model/optimizer.
 
@@ -43,12 +66,15 @@ class Steps:
         norm_names: what the chunks' summed norms are, in order: ``layer_names``,
             then with clipping ``global`` (the gradient's global L2 norm before
             clipping) and ``global_clipped`` (the norm of the gradient applied).
-        fused: the single-replica XLA chunk is used (else the distributed one).
-        fused_chunk / distributed_chunk / evaluate_batch: the compiled functions.
+        fused: the single-replica XLA chunk is used (else ``replicated``).
+        fused_chunk / evaluate_batch: the compiled functions.
+        replicated: the multi-replica chunks (:class:`training.distributed.ReplicatedChunks`,
+            given ``guard``, a multi-worker cluster's ``training.cluster.ClusterGuard``),
+            None with one replica.
     """
 
     def __init__(self, model, optimizer, strategy, *, jit_compile: bool, track_gradients: bool,
-                 clip_norm: float | None = None, clip_value: float | None = None):
+                 clip_norm: float | None = None, clip_value: float | None = None, guard=None):
         import tensorflow as tf
 
         from .errors import TrainingError
@@ -69,12 +95,15 @@ class Steps:
                                 f"strategy has {self._replicas}. Fix: drop the clipping flag "
                                 "or --strategy.")
         self._loss_scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer only
-        self.fused = (self._replicas == 1
-                      and not isinstance(strategy, tf.distribute.MirroredStrategy))
-        # Single replica: the whole multi-step loop is one XLA program. Several
-        # replicas: tf.data + strategy.run (XLA cannot compile the cross-replica merge).
+        # One replica, whatever the strategy: an all-reduce over one replica is
+        # the identity, so the whole multi-step loop is one XLA program (run
+        # outside strategy.run; the optimizer updates the strategy's variables).
+        self.fused = self._replicas == 1
         self.fused_chunk = tf.function(self._fused_chunk, jit_compile=bool(jit_compile))
-        self.distributed_chunk = tf.function(self._distributed_chunk)
+        self.replicated = None
+        if not self.fused:
+            from .distributed import ReplicatedChunks
+            self.replicated = ReplicatedChunks(self, jit_compile=jit_compile, guard=guard)
         self.evaluate_batch = tf.function(self._evaluate_batch, input_signature=[
             tf.TensorSpec([None, *model.input_shape[1:]], tf.float32),
             tf.TensorSpec([None], tf.int32)])
@@ -87,16 +116,9 @@ class Steps:
         per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
         sum_loss = tf.reduce_sum(per_example)
         count = tf.cast(tf.shape(y)[0], tf.float32)
-        if self._replicas == 1:
-            loss = sum_loss / count
-        else:
-            # Mean over the global batch (gradients are summed across replicas).
-            # Its size comes from an all-reduce, not count * replicas: an odd or
-            # last partial batch splits unevenly (even 1 + 0 examples).
-            ctx = tf.distribute.get_replica_context()
-            loss = sum_loss / ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        loss = sum_loss / count
         if self.model.losses:
-            loss += tf.add_n(self.model.losses) / self._replicas
+            loss += tf.add_n(self.model.losses)
         return sum_loss, count, loss
 
     def _layer_squares(self, grads, scale):
@@ -168,26 +190,6 @@ class Steps:
             maximum_iterations=size)
         return losses.stack(), corrects.stack(), norm_sum
 
-    def _distributed_chunk(self, iterator, n):
-        """``n`` steps through ``strategy.run``, each batch from the distributed iterator."""
-        import tensorflow as tf
-
-        SUM = tf.distribute.ReduceOp.SUM
-        losses = tf.TensorArray(tf.float32, size=n)
-        corrects = tf.TensorArray(tf.float32, size=n)
-        counts = tf.TensorArray(tf.float32, size=n)
-        norm_sum = tf.zeros([len(self.norm_names)])
-        for i in tf.range(n):
-            x, y = next(iterator)
-            out = self.strategy.run(self._replica_step, args=(x, y))
-            s_loss, s_correct, s_count, s_sq = (self.strategy.reduce(SUM, t, axis=None)
-                                                for t in out)
-            losses = losses.write(i, s_loss / s_count)
-            corrects = corrects.write(i, s_correct)
-            counts = counts.write(i, s_count)
-            norm_sum += tf.sqrt(s_sq)
-        return losses.stack(), corrects.stack(), counts.stack(), norm_sum
-
     def _evaluate_batch(self, x, y):
         """``(sum of losses, number correct)`` of one evaluation batch."""
         import keras
@@ -204,37 +206,15 @@ class Steps:
         import tensorflow as tf
 
         if not self.fused:
-            dataset = self.strategy.experimental_distribute_dataset(
-                bundle.epoch(epoch, batch_size))
-            iterator = iter(dataset)
-            left = bundle.steps_per_epoch(batch_size)
-            while left:
-                n = min(steps_per_execution, left)
-                out = self.distributed_chunk(iterator, tf.constant(n))
-                left -= n
-                yield tuple(t.numpy() for t in out)
+            yield from self.replicated.epoch_chunks(bundle, epoch, batch_size,
+                                                    steps_per_execution)
             return
         x_all, y_all = bundle.tensors("train")
-        order = bundle.epoch_order(epoch).astype(np.int32)
-        full = len(order) // batch_size
-        blocks = order[:full * batch_size].reshape(full, batch_size)
-        for start in range(0, full, steps_per_execution):
-            idx = blocks[start:start + steps_per_execution]
-            n = len(idx)
-            if n < steps_per_execution:
-                # Pad to one static shape (one XLA compile); the loop runs n steps only.
-                idx = np.concatenate([idx, np.zeros((steps_per_execution - n, batch_size),
-                                                    np.int32)])
-            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(idx),
+        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution):
+            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(blocks),
                                                        tf.constant(n))
             yield (losses.numpy()[:n], corrects.numpy()[:n],
-                   np.full(n, batch_size, np.float32), norms.numpy())
-        if len(order) > full * batch_size:
-            last = order[full * batch_size:].reshape(1, -1)
-            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(last),
-                                                       tf.constant(1))
-            yield losses.numpy(), corrects.numpy(), np.full(1, last.shape[1], np.float32), \
-                norms.numpy()
+                   np.full(n, blocks.shape[1], np.float32), norms.numpy())
 
     def evaluate(self, dataset) -> tuple[float, float]:
         """Mean loss and accuracy over a ``(x, y)`` dataset of batches."""
