@@ -46,7 +46,10 @@ with --epochs N (constant learning rate; cosine/step schedules are refused, sayi
 exit status: 0 done; 2 bad input (unknown model/activation/dataset, bad data folder,
 NaN/inf data, diverged loss, --resume with a different config, unwritable --out),
 always one line on stderr and nothing already saved is lost; 128+signal when interrupted;
-1 internal error (a bug, not your input: ZOO_DEBUG=1 prints the traceback).
+75 a worker of a --strategy multiworker cluster was lost (killed, or no all-reduce finished
+for --worker-timeout seconds, default 60): one line names it, the last complete checkpoint
+is kept, restart every worker with --resume; 1 internal error (a bug, not your input:
+ZOO_DEBUG=1 prints the traceback).
 """
 
 
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after training, export model.keras with export.export_model to <out>/export")
     p.add_argument("--strategy", help="tf.distribute strategy: default, mirrored (all local "
                    "devices) or multiworker (cluster from the TF_CONFIG environment variable)")
+    p.add_argument("--worker-timeout", dest="worker_timeout", type=float, metavar="SECONDS",
+                   help="multiworker: longest wait for the other workers in one all-reduce "
+                   "before they are declared lost and this worker exits 75 (default 60)")
     p.add_argument("--limit", type=int, help="use at most N examples per source split (quick runs)")
     p.add_argument("--steps-per-execution", dest="steps_per_execution", type=int,
                    help="optimizer steps per compiled call (default 32; speed only)")
@@ -174,7 +180,12 @@ def main(argv=None) -> int:
         for key, path in report["paths"].items():
             print(f"  {key:15s} {path}")
         return 0
-    result = training.train(config, resume=resume, overwrite=overwrite)
+    try:
+        result = training.train(config, resume=resume, overwrite=overwrite)
+    except training.WorkerLostError as exc:
+        # Not bad input (2) nor a bug (1): the run can be continued, hence its own status.
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return training.WORKER_LOST_EXIT
     if result.interrupted:
         print(f"interrupted by {result.interrupted} after epoch {result.epochs_completed}/"
               f"{result.config.epochs}; continue with: python train.py --out {config.out} --resume",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,18 +40,6 @@ def write_digits_copies(path: Path, copies: int) -> Path:
     y = np.concatenate([p[1] for p in parts])
     np.savez(path, x=np.tile(x, (copies, 1, 1, 1)), y=np.tile(y, copies))
     return path
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free TCP ports on 127.0.0.1 (bound together, then released)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _train_command(model: str, dataset: Path, batch: int, epochs: int, seed: int, out: Path,
@@ -93,12 +80,11 @@ def run_once(strategy: str | None, model: str, dataset: Path, batch: int, epochs
     cmd = _train_command(model, dataset, batch, epochs, seed, out, strategy)
     load = os.getloadavg()[0]
     if strategy == "multiworker":
-        hosts = [f"127.0.0.1:{p}" for p in free_ports(workers)]
+        from training.cluster import loopback_tf_configs
+
         procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True, env=dict(env, TF_CONFIG=json.dumps(
-                                      {"cluster": {"worker": hosts},
-                                       "task": {"type": "worker", "index": i}})))
-                 for i in range(workers)]
+                                  text=True, env=dict(env, TF_CONFIG=json.dumps(tf_config)))
+                 for tf_config in loopback_tf_configs(workers)]
     else:
         procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True, env=env)]

@@ -5,110 +5,35 @@ cluster on loopback ports picked by binding port 0. The reference is a
 single-process run of the same config on the default (single-device) path:
 the workers' shards of each global batch are exact halves of it, so the
 all-reduced gradient equals the single-process one up to summation order.
+A lost worker (issue 12): killed, or hanging with its threads alive, the other
+worker stops with one line and exit status 75, and a restarted cluster ends
+bitwise where the uninterrupted one did (tests/_cluster_helpers.py).
 """
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
+import shutil
 
 import numpy as np
 import pytest
 
-from _train_helpers import ROOT
-
-# One worker of the cluster: train, then dump this worker's final weights and
-# result (a non-chief writes nothing into --out, so the driver saves them).
-_WORKER = """
-import json, sys
-import numpy as np
-sys.path.insert(0, sys.argv[2])
-from _train_helpers import small_config, weights
-from training import train
-cfg = json.loads(sys.argv[3])
-resume = cfg.pop("resume", False)
-res = train(small_config(sys.argv[1], **cfg), resume=resume)
-np.savez(sys.argv[4], *weights(res.model))
-with open(sys.argv[4] + ".json", "w") as f:
-    json.dump({"chief": res.chief, "history": res.history,
-               "test_accuracy": res.test_accuracy}, f)
-"""
-
-# Batch 45 on 448 training images: every global batch splits 23 + 22 between
-# the workers and the last one is partial (43 = 22 + 21), so the loss must be
-# normalised by the all-reduced global count, not local count x replicas.
-_CONFIG = {"model_overrides": {"depth": 2, "width": 32}, "epochs": 2, "batch_size": 45,
-           "steps_per_execution": 4}
+from _cluster_helpers import CLI_ARGS, CONFIG, cli_cluster, cluster, load, run_worker, wait_all
+from _train_helpers import error_lines
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _env(tf_config=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
-    return env
-
-
-def _run_worker(out, config, dump, tf_config=None):
-    return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, str(out), str(ROOT / "tests"), json.dumps(config),
-         str(dump)], cwd=ROOT, env=_env(tf_config), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-
-
-def _load(dump):
-    with np.load(str(dump) + ".npz") as f:
-        arrays = [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
-    return arrays, json.loads((dump.parent / (dump.name + ".json")).read_text())
-
-
-def _cluster(out, tmp_path, tag, extra=None):
-    """Start a fresh two-worker cluster on loopback; return its worker processes."""
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    return [_run_worker(out, {**_CONFIG, "strategy": "multiworker", **(extra or {})},
-                        tmp_path / f"{tag}{i}",
-                        {"cluster": cluster, "task": {"type": "worker", "index": i}})
-            for i in range(2)]
-
-
-def _wait_all(procs, timeout=120):
-    """Wait for every process; kill all of them if one fails or hangs (a worker
-    whose peer died waits in a collective forever)."""
-    deadline = time.monotonic() + timeout  # one bound for the whole cluster
-    try:
-        for p in procs:
-            _, stderr = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            assert p.returncode == 0, stderr[-3000:]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """An uninterrupted cluster run of CONFIG (dumps w0, w1) and one process (single)."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    procs = cluster(tmp / "run", tmp, "w")
+    # The single-process reference runs alongside (the workers mostly wait on each other).
+    single = run_worker(tmp / "single", {**CONFIG, "jit_compile": False}, tmp / "single")
+    wait_all([*procs, single])
+    return tmp
 
 
 @pytest.mark.slow
-def test_two_workers_on_loopback_train_like_one_process(tmp_path):
-    out = tmp_path / "run"
-    procs = _cluster(out, tmp_path, "w")
-    # The single-process reference runs alongside (the workers mostly wait on each other).
-    single = _run_worker(tmp_path / "single", {**_CONFIG, "jit_compile": False},
-                         tmp_path / "single")
-    _wait_all([*procs, single])
-
-    (w0, r0), (w1, r1), (ws, rs) = (_load(tmp_path / n) for n in ("w0", "w1", "single"))
+def test_two_workers_on_loopback_train_like_one_process(uninterrupted, tmp_path):
+    out = uninterrupted / "run"
+    (w0, r0), (w1, r1), (ws, rs) = (load(uninterrupted / n) for n in ("w0", "w1", "single"))
     assert (r0["chief"], r1["chief"]) == (True, False)
 
     # Only the chief wrote the run directory; the other worker wrote nothing into it
@@ -153,17 +78,68 @@ def test_two_workers_on_loopback_train_like_one_process(tmp_path):
     # Resume across workers: drop the last epoch's checkpoint (as if both workers were
     # killed during epoch 2); a new cluster on fresh ports restores epoch 1 on each
     # worker from the chief's directory and must end with exactly the same weights.
-    import shutil
-
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted / "run", out, symlinks=True)  # the fixture's run stays
     shutil.rmtree(out / "checkpoints" / "epoch-0002")
     (out / "model.keras").unlink()
-    _wait_all(_cluster(out, tmp_path, "r", {"resume": True}))
-    (r0w, r0r), (r1w, _) = _load(tmp_path / "r0"), _load(tmp_path / "r1")
+    wait_all(cluster(out, tmp_path, "r", {"resume": True}))
+    (r0w, r0r), (r1w, _) = load(tmp_path / "r0"), load(tmp_path / "r1")
     assert [h["epoch"] for h in r0r["history"]] == [1, 2]
     for a, b, c in zip(w0, r0w, r1w):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
     assert (out / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_cluster_and_every_worker_resumes_bitwise(uninterrupted,
+                                                                            tmp_path):
+    """SIGKILL the chief (with the coordination service it hosts) once its first
+    checkpoint is written: the other worker prints one line and exits 75; a
+    restarted cluster continues to the uninterrupted run's weights, bitwise."""
+    import training
+
+    out = tmp_path / "run"
+    victim, survivor = cli_cluster(tmp_path, "k", [*CLI_ARGS, "--out", out], (0, "kill"))
+    (_, _), (_, stderr) = wait_all([victim, survivor], codes=[-9, training.WORKER_LOST_EXIT])
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == error_lines(stderr) and len(lines) == 1, stderr[-2000:]
+    line = lines[0]
+    assert line.startswith("train.py: error: lost worker 0 (127.0.0.1:"), line
+    assert "during epoch 2" in line and "stopped answering" in line
+    assert f"the last complete checkpoint, {out / 'checkpoints' / 'epoch-0001'}, is kept" in line
+    assert line.endswith(f"restarting every worker, each with its own TF_CONFIG, with: "
+                         f"python train.py --out {out} --resume")
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch-0001"]
+
+    wait_all(cli_cluster(tmp_path, "r", ["--out", out, "--resume"]))
+    expected, _ = load(uninterrupted / "w0")
+    for dump in ("r0", "r1"):
+        resumed, _ = load(tmp_path / dump)
+        assert len(resumed) == len(expected)
+        for a, b in zip(resumed, expected):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_hung_worker_is_declared_lost_after_the_worker_timeout(tmp_path):
+    """A worker that sleeps with every thread alive: TensorFlow would wait in the
+    all-reduce for ever; the other worker gives up after --worker-timeout."""
+    import training
+
+    out = tmp_path / "run"
+    survivor, hung = cli_cluster(tmp_path, "h", [*CLI_ARGS, "--out", out, "--worker-timeout", 3],
+                                 (1, "hang"))
+    try:
+        [(_, stderr)] = wait_all([survivor], codes=[training.WORKER_LOST_EXIT])
+        assert hung.poll() is None  # still hanging: the survivor did not wait for it
+    finally:
+        hung.kill()
+        hung.communicate()
+    [line] = [line for line in stderr.splitlines() if line.strip()]
+    assert line.startswith("train.py: error: lost worker 1 (127.0.0.1:"), line
+    assert "it answers, but no all-reduce finished for 3 s" in line
+    assert "epoch-0001, is kept" in line and line.endswith(f"--out {out} --resume")
 
 
 @pytest.mark.parametrize("tf_config, expected", [
@@ -201,3 +177,22 @@ def test_compare_activations_refuses_multiworker(tmp_path):
     with pytest.raises(TrainingError, match="multiworker.*--activation"):
         compare_activations(config, ["relu", "tanh"])
     assert not (tmp_path / "cmp").exists()
+
+
+def test_lost_worker_exit_status_and_wait_are_documented_and_checked():
+    import subprocess
+    import sys
+
+    from _train_helpers import ROOT
+    from training import WORKER_LOST_EXIT, TrainConfig
+    from training.errors import TrainingError
+
+    res = subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0
+    help_text = " ".join(res.stdout.split())
+    assert f"{WORKER_LOST_EXIT} a worker of a --strategy multiworker cluster was lost" in help_text
+    assert "--worker-timeout SECONDS" in help_text and "(default 60)" in help_text
+    for bad in (0, -1, float("inf"), "10"):
+        with pytest.raises(TrainingError, match="worker_timeout must be a positive number"):
+            TrainConfig(worker_timeout=bad)

@@ -8,10 +8,11 @@ See docs/training.md for the run-directory layout, exact resume and speed.
 """
 import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
 from .checkpoint import list_checkpoints
+from .cluster import WORKER_LOST_EXIT
 from .compare import compare_activations
 from .config import LR_SCHEDULES, OPTIMIZERS, STRATEGIES, TrainConfig, resume_config
 from .errors import (CheckpointMismatchError, ConfigMismatchError, DivergedError,
-                     RunDirectoryError, TrainingError)
+                     RunDirectoryError, TrainingError, WorkerLostError)
 from .diagnostics import dead_unit_fraction
 from .loop import train
 from .outputs import TrainResult, describe_outputs
@@ -20,4 +21,5 @@ __all__ = [
     "TrainConfig", "TrainResult", "train", "resume_config", "compare_activations", "describe_outputs",
     "dead_unit_fraction", "list_checkpoints", "TrainingError", "ConfigMismatchError",
     "DivergedError", "RunDirectoryError", "CheckpointMismatchError", "OPTIMIZERS", "LR_SCHEDULES", "STRATEGIES",
+    "WorkerLostError", "WORKER_LOST_EXIT",
 ]

@@ -17,7 +17,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 
 # Fields that only change how a run is watched or where it goes, not its weights:
 # they may differ between the original run and a --resume.
-_PRESENTATION_FIELDS = ("out", "quiet", "export")
+_PRESENTATION_FIELDS = ("out", "quiet", "export", "worker_timeout")
 
 # What None means for these fields when the model learns by backpropagation
 # (a model with its own learning rule takes the rule's defaults instead).
@@ -66,6 +66,9 @@ class TrainConfig:
             beyond ``epochs``, ``seed``, ``lr`` and ``batch_size``.
         quiet: one log line per epoch instead of a progress bar.
         export: hand the trained model to ``export.export_model`` afterwards.
+        worker_timeout: multiworker only: seconds a worker waits in one
+            all-reduce for the others before declaring them lost
+            (``training.cluster``; train.py then exits 75).
     """
     model: str = "exam_mlp"
     activation: str | None = None
@@ -92,6 +95,7 @@ class TrainConfig:
     rule_args: dict = dataclasses.field(default_factory=dict)
     quiet: bool = False
     export: bool = False
+    worker_timeout: float = 60.0
 
     def __post_init__(self):
         if self.out is None:
@@ -123,6 +127,10 @@ class TrainConfig:
         if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
                                     or not self.lr > 0 or self.lr == float("inf")):
             raise TrainingError(f"lr must be a positive finite number; received lr={self.lr!r}.")
+        if (isinstance(self.worker_timeout, bool) or not isinstance(self.worker_timeout, (int, float))
+                or not 0 < self.worker_timeout < float("inf")):
+            raise TrainingError(f"worker_timeout must be a positive number of seconds; received "
+                                f"worker_timeout={self.worker_timeout!r}.")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise TrainingError(f"seed must be a non-negative integer; received seed={self.seed!r}.")
         for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS),

@@ -27,3 +27,13 @@ class DivergedError(TrainingError):
 
 class CheckpointMismatchError(TrainingError):
     """A checkpoint's variables (keys or shapes) do not match the run's model/optimizer."""
+
+
+class WorkerLostError(TrainingError):
+    """A worker of a multi-worker cluster died or stopped answering; ``train.py``
+    exits with ``training.cluster.WORKER_LOST_EXIT``. ``lost`` lists the lost
+    workers as ``(job, index, address)``."""
+
+    def __init__(self, message: str, lost: list):
+        super().__init__(message)
+        self.lost = lost

@@ -21,10 +21,11 @@ from utils.progress import Progress
 
 from . import checkpoint as ckpt
 from . import outputs
+from .cluster import cluster_guard
 from .config import TrainConfig
 from .diagnostics import dead_unit_fraction
 from .early_stopping import EarlyStopping
-from .errors import DivergedError, TrainingError
+from .errors import DivergedError, TrainingError, WorkerLostError
 from .factories import (build_model, current_lr, learning_rule, make_optimizer, make_strategy,
                         task_from_tf_config)
 from .outputs import TrainResult
@@ -136,7 +137,8 @@ def _train(config, run, bundle, log, callbacks) -> TrainResult:
             if config.mixed_precision and keras.config.dtype_policy().name == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(model.trainable_variables)
-        return _run(config, run, bundle, model, optimizer, strategy, log, callbacks)
+        with cluster_guard(config, strategy, run.path) as guard:
+            return _run(config, run, bundle, model, optimizer, strategy, log, callbacks, guard)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -163,7 +165,8 @@ def _restore(run, model, optimizer, early, config, log) -> tuple[int, list]:
     return done, state["history"]
 
 
-def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> TrainResult:
+def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
+         guard=None) -> TrainResult:
     """The epochs, from the last checkpoint (resume) or the first one."""
     import tensorflow as tf
 
@@ -175,7 +178,7 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks) -> Tra
         run.write_config(config, paths)
     steps = Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
                   track_gradients=config.track_gradients, clip_norm=config.clip_norm,
-                  clip_value=config.clip_value)
+                  clip_value=config.clip_value, guard=guard)
     val_ds = bundle.pipeline("val", batch_size=1024)
     writer = tf.summary.create_file_writer(str(run.path / "tensorboard")) if run.chief else None
     result = TrainResult(run.path, paths, history, start_epoch, resumed_from=start_epoch,
@@ -251,6 +254,15 @@ def _finish(config, run, bundle, model, steps, early, result, log) -> None:
         outputs.export_run(run.path, bundle, result.paths, log)
 
 
+def _closing_progress(chunks, progress):
+    """``chunks``, closing the epoch's progress line if a worker of the cluster is lost."""
+    try:
+        yield from chunks
+    except WorkerLostError:
+        progress.abort()
+        raise
+
+
 def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
     """One epoch of compiled chunks.
 
@@ -270,8 +282,8 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
                         live=False if config.quiet else None, silent=not chief)
     done, loss_sum, correct_sum, seen = 0, 0.0, 0.0, 0
     norm_sum = np.zeros(len(steps.norm_names))
-    for losses, corrects, counts, norms in steps.epoch_chunks(
-            bundle, epoch, config.batch_size, config.steps_per_execution):
+    chunks = steps.epoch_chunks(bundle, epoch, config.batch_size, config.steps_per_execution)
+    for losses, corrects, counts, norms in _closing_progress(chunks, progress):
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:
             progress.abort()
