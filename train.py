@@ -9,11 +9,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 
-from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
+from utils.cli import ArgumentParser, key_value, quiet_tensorflow, run_cli
 from utils.errors import UsageError
 from utils.progress import format_fields
 
@@ -113,25 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimizer steps per compiled call (default 32; speed only)")
     p.add_argument("--no-jit", dest="jit_compile", action="store_false",
                    help="do not XLA-compile the training step")
-    p.add_argument("--model-arg", dest="model_overrides", action="append", type=_key_value,
+    p.add_argument("--model-arg", dest="model_overrides", action="append", type=key_value,
                    metavar="KEY=VALUE", help="model builder argument, repeatable, e.g. "
                    "--model-arg depth=6 --model-arg dropout=0.2 (an unknown KEY is refused naming "
                    "the accepted ones); VALUE is JSON (numbers, true/false, lists) or else a string")
-    p.add_argument("--rule-arg", dest="rule_args", action="append", type=_key_value,
+    p.add_argument("--rule-arg", dest="rule_args", action="append", type=key_value,
                    metavar="KEY=VALUE", help="parameter of a model's own learning rule "
                    "(models that do not learn by backprop), repeatable; JSON or string as above")
     return p
-
-
-def _key_value(text: str) -> tuple[str, object]:
-    """``"depth=6"`` -> ``("depth", 6)``: the value as JSON where it parses, else a string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, received {text!r}")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
 
 
 def _num_classes(value: str):

@@ -6,19 +6,10 @@
 """
 from __future__ import annotations
 
-import json
 import sys
 
-from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
+from utils.cli import ArgumentParser, key_value, quiet_tensorflow, run_cli
 from utils.errors import UsageError
-
-
-def _value(text: str):
-    # --set values are JSON when they parse (numbers, lists, true, null), else strings.
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def _overrides(args) -> dict:
@@ -36,11 +27,8 @@ def _overrides(args) -> dict:
         except ValueError:
             raise UsageError("--input-shape takes comma-separated integers, e.g. 32,32,1. "
                              f"Received: {args.input_shape!r}") from None
-    for item in args.set or ():
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set expects KEY=VALUE. Received: {item!r}")
-        out[key.replace("-", "_")] = _value(value)
+    for key, value in args.set or ():
+        out[key.replace("-", "_")] = value
     return out
 
 
@@ -60,7 +48,7 @@ def _parser() -> ArgumentParser:
         p.add_argument("--output-activation", help="output activation, or 'none' for logits")
         p.add_argument("--num-classes", type=int)
         p.add_argument("--input-shape", help="comma separated, e.g. 32,32,1")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", type=key_value,
                        help="any other builder option, e.g. --set depth=8 --set batch_norm=true")
         if name == "audit":
             p.add_argument("--format", choices=("md", "json", "csv"), default="md")

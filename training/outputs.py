@@ -130,19 +130,30 @@ def write_final(config, run_dir: Path, model, result: TrainResult) -> None:
     paths["checkpoints"] = run_dir / "checkpoints"
 
 
-def export_run(run_dir: Path, bundle, paths: dict, log) -> None:
+def export_run(run_dir: Path, bundle, paths: dict, log, *, classifier: bool = True) -> None:
     """``--export``: float32 artifacts plus an int8 TFLite and an int8 ONNX
     into ``run_dir/export``.
 
     The int8 files are calibrated on training images and their top-1
     agreement is measured on held-out test images; a weakly trained model
     whose int8 files miss the agreement bound still ships its float32 artifacts.
+    A model whose output is not class scores (``classifier=False``: Hopfield's
+    recalled state, a SOM's distances, an RBM's p(h|v)) gets float32 artifacts
+    only, since top-1 agreement says nothing about it and its int8 conversion
+    would be converted, validated and dropped for nothing.
     """
     import export
 
     x_train, _ = bundle.as_numpy("train")
     x_test, _ = bundle.as_numpy("test")
     kwargs = dict(representative_data=x_train[:1000], validation_data=x_test)
+    if not classifier:
+        log("--export: float32 artifacts only: the model's output is not class scores, and "
+            "int8 files are validated by top-1 agreement (python -m export --quantize int8 "
+            "makes one on request)")
+        manifest = export.export_model(run_dir / "model.keras", run_dir / "export", **kwargs)
+        _log_manifest(manifest, paths, run_dir, log)
+        return
     try:
         manifest = export.export_model(run_dir / "model.keras", run_dir / "export",
                                        quantize=(None, "int8"), **kwargs)
@@ -154,6 +165,10 @@ def export_run(run_dir: Path, bundle, paths: dict, log) -> None:
         log(f"--export: int8 TFLite left out, with the int8 ONNX: validation failed ({exc}); "
             f"float32 artifacts follow.")
         manifest = export.export_model(run_dir / "model.keras", run_dir / "export", **kwargs)
+    _log_manifest(manifest, paths, run_dir, log)
+
+
+def _log_manifest(manifest: dict, paths: dict, run_dir: Path, log) -> None:
     paths["export"] = run_dir / "export"
     for art in manifest.get("artifacts", []):
         log(f"  export: {art['format']:<11} {art.get('quantization') or 'float32':<8} "

@@ -191,6 +191,8 @@ def _check_replay(last: _Checkpoint, model, config) -> None:
 
 def _finish(config, run_dir, bundle, model, result, log) -> None:
     """Test metrics, the usual final files, the model's own plots, ``--export``."""
+    import models
+
     x_test, y_test = bundle.as_numpy("test")
     result.test_metrics = evaluate(model, x_test, y_test, bundle.num_classes)
     result.test_accuracy = result.test_metrics.get("accuracy")
@@ -202,4 +204,5 @@ def _finish(config, run_dir, bundle, model, result, log) -> None:
         keras_history = {k: [r[k] for r in history] for k in (history[0] if history else {})}
         result.paths.update(hook(*bundle.as_numpy("train"), keras_history, run_dir / "plots"))
     if config.export:
-        outputs.export_run(run_dir, bundle, result.paths, log)
+        classifier = models.describe(config.model)["num_classes"] is not None
+        outputs.export_run(run_dir, bundle, result.paths, log, classifier=classifier)

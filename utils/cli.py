@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import sys
 import traceback
@@ -97,6 +98,21 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """argparse ``type=`` for ``KEY=VALUE`` options (``--model-arg``, ``--set``, ...).
+
+    ``"depth=6"`` -> ``("depth", 6)``: the value is JSON where it parses
+    (numbers, true/false/null, lists), else the plain string.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, received {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def quiet_tensorflow() -> None:
