@@ -17,11 +17,13 @@ from models.rules import learn
 # Importing the family modules registers their builders.
 from models import course, deep_mlp, lenet, mlp, perceptron  # noqa: E402,F401
 from models import art, bam, bsb, hopfield, lvq, som  # noqa: E402,F401  (memory and competitive nets)
+from models import boltzmann, rbf, rbm, recurrent  # noqa: E402,F401  (stochastic, RBF, LSTM)
 from models.audit import Audit, AuditRow, audit  # noqa: E402
+from models.boltzmann import anneal  # noqa: E402
 from models.loading import load_model, resolve_model  # noqa: E402
 
 __all__ = [
-    "Audit", "AuditRow", "audit", "learn", "load_model", "resolve_model",
+    "Audit", "AuditRow", "anneal", "audit", "learn", "load_model", "resolve_model",
     "Family", "ModelSpec", "LearningRuleError", "ModelConfigError", "ModelLoadError",
     "UnknownModelError",
     "create_model", "describe", "list_models", "model_spec", "register_model",

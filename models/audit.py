@@ -162,7 +162,7 @@ def _row(layer, prefix: str, consumers: dict, seen: set) -> AuditRow:
         seen.add(id(var))
         size = math.prod(var.shape)
         short = var.name.split("/")[-1]
-        if short in _BIAS_NAMES:
+        if short in _BIAS_NAMES or short.endswith("_bias"):  # an RBM's hidden_bias, visible_bias
             biases += size
         elif short in _STAT_NAMES:
             stats += size
