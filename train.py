@@ -5,6 +5,7 @@
     python train.py --model deep_mlp_8x64 --dataset fashion_mnist --epochs 10 --out runs/fm
     python train.py --out runs/fm --resume
     python train.py --compare-activations relu,sigmoid,tanh,gelu --out runs/compare
+    python train.py --compare-remedies --epochs 10 --out runs/remedies
 """
 from __future__ import annotations
 
@@ -94,9 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "grad_norm/global before and grad_norm/global_clipped after clipping)")
     p.add_argument("--clip-value", dest="clip_value", type=float, metavar="X",
                    help="clip every gradient element to [-X, X] instead")
+    p.add_argument("--pretrain", metavar="METHOD",
+                   help="rbm: pre-train the hidden Dense layers one level at a time as RBMs on "
+                   "the training images (no labels), then fine-tune with backprop")
     p.add_argument("--compare-activations", dest="compare", metavar="LIST", default=None,
                    help="comma-separated activations (e.g. relu,sigmoid,tanh,gelu): train once "
                    "per activation into <out>/<activation>/ and write comparison.png/.md/.json")
+    p.add_argument("--compare-remedies", dest="remedies", action="store_true", default=False,
+                   help="train the course's remedies for vanishing gradients on the deep sigmoid "
+                   "MLP the same way (baseline, Glorot init, RBM pre-training, ReLU, residual, "
+                   "LSTM) into <out>/<remedy>/ and write comparison.png/.md/.json")
     p.add_argument("--num-classes", dest="num_classes", metavar="N|auto",
                    help="output units: auto = the dataset's class count; default keeps the "
                    "model's head (exam_mlp: 1000, labels 0..k-1 train it unchanged)")
@@ -144,6 +152,7 @@ def _as_dict(pairs: list) -> dict:
 def main(argv=None) -> int:
     args = vars(build_parser().parse_args(argv))
     resume, compare, overwrite = args.pop("resume"), args.pop("compare"), args.pop("overwrite")
+    remedies = args.pop("remedies")
     if "num_classes" in args:
         args["num_classes"] = _num_classes(args["num_classes"])
     for name in ("model_overrides", "rule_args"):
@@ -152,21 +161,30 @@ def main(argv=None) -> int:
     quiet_tensorflow()
     import training
 
-    if resume and compare is None:
+    if remedies and (compare is not None or "model" in args or "pretrain" in args):
+        raise UsageError("--compare-remedies picks the models itself; drop --compare-activations, "
+                         "--model and --pretrain.")
+    if remedies:
+        args.setdefault("out", "runs/remedies")
+        args["model"] = "deep_mlp_sigmoid_8x64"  # the network every remedy starts from
+    if resume and compare is None and not remedies:
         out = args.get("out") or training.TrainConfig(model=args.get("model", "exam_mlp")).out
         config = training.resume_config(out, args)
     else:
         config = training.TrainConfig(**args)
-    if compare is not None:
-        report = training.compare_activations(config, compare.split(","), resume=resume,
-                                              overwrite=overwrite)
-        print(f"comparison of {len(report['rows'])} activations:")
+    if compare is not None or remedies:
+        key, plural = ("remedy", "remedies") if remedies else ("activation", "activations")
+        report = (training.compare_remedies(config, resume=resume, overwrite=overwrite)
+                  if remedies else training.compare_activations(config, compare.split(","),
+                                                                resume=resume, overwrite=overwrite))
+        print(f"comparison of {len(report['rows'])} {plural}:")
         for row in report["rows"]:
-            print(f"  {row['activation']:12s} test acc {row['test_accuracy']:.4f}  "
+            print(f"  {row[key]:16s} test acc {row['test_accuracy']:.4f}  "
                   f"dead {row['dead_fraction']:.1%}  converged at epoch "
-                  f"{row['epochs_to_converge'] or 'never'}")
-        for key, path in report["paths"].items():
-            print(f"  {key:15s} {path}")
+                  f"{row['epochs_to_converge'] or 'never'}  first-layer grad "
+                  f"{row['first_layer_grad_norm_first_epoch']:.2e}")
+        for name, path in report["paths"].items():
+            print(f"  {name:15s} {path}")
         return 0
     try:
         result = training.train(config, resume=resume, overwrite=overwrite)

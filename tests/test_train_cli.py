@@ -15,7 +15,7 @@ FLAGS = ["--model", "--activation", "--dataset", "--epochs", "--batch-size", "--
          "--optimizer", "--seed", "--out", "--resume", "--quiet", "--early-stopping",
          "--lr-schedule", "--mixed-precision", "--track-gradients", "--compare-activations",
          "--num-classes", "--export", "--strategy", "--model-arg", "--rule-arg", "--clip-norm",
-         "--clip-value"]
+         "--clip-value", "--pretrain", "--compare-remedies"]
 
 
 def cli(argv, capsys):

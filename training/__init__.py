@@ -16,9 +16,11 @@ from .errors import (CheckpointMismatchError, ConfigMismatchError, DivergedError
 from .diagnostics import dead_unit_fraction
 from .loop import train
 from .outputs import TrainResult, describe_outputs
+from .remedies import compare_remedies
 
 __all__ = [
-    "TrainConfig", "TrainResult", "train", "resume_config", "compare_activations", "describe_outputs",
+    "TrainConfig", "TrainResult", "train", "resume_config", "compare_activations",
+    "compare_remedies", "describe_outputs",
     "dead_unit_fraction", "list_checkpoints", "TrainingError", "ConfigMismatchError",
     "DivergedError", "RunDirectoryError", "CheckpointMismatchError", "OPTIMIZERS", "LR_SCHEDULES", "STRATEGIES",
     "WorkerLostError", "WORKER_LOST_EXIT",

@@ -27,22 +27,104 @@ def epochs_to_converge(history: list[dict], num_classes: int,
     return next(r["epoch"] for r in history if r["val_accuracy"] >= fraction * best)
 
 
-def _markdown(config: TrainConfig, rows: list[dict]) -> str:
-    lines = [f"# Activation comparison: {config.model} on {config.dataset}", "",
+def _markdown(config: TrainConfig, rows: list[dict], key: str, title: str,
+              extra: tuple = ()) -> str:
+    """The comparison table; ``key`` names the first column (``activation``, ``remedy``),
+    ``extra`` the row fields shown after it."""
+    lines = [f"# {title}", "",
              f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
              f"seed {config.seed}. Converged = first epoch reaching {CONVERGED:.0%} of the run's "
              "best validation accuracy ('never': the best stayed under twice chance level). Dead = hidden units that output exactly 0 for every "
              "validation image. Gradient norms are the mean L2 norm of the first layer's "
              "gradient over the first and the last epoch.", "",
-             "| activation | test acc | val acc | epochs to converge | dead units | "
-             "first-layer grad (epoch 1) | first-layer grad (last) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             f"| {key} | " + "".join(f"{h} | " for h in extra) + "test acc | val acc | "
+             "epochs to converge | dead units | first-layer grad (epoch 1) | "
+             "first-layer grad (last) |",
+             "|---|" + "---|" * len(extra) + "---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['activation']} | {r['test_accuracy']:.4f} | {r['val_accuracy']:.4f} | "
+        lines.append(f"| {r[key]} | " + "".join(f"{r[k]} | " for k in extra)
+                     + f"{r['test_accuracy']:.4f} | {r['val_accuracy']:.4f} | "
                      f"{r['epochs_to_converge'] or 'never'} | {r['dead_fraction']:.1%} | "
                      f"{r['first_layer_grad_norm_first_epoch']:.3e} | "
                      f"{r['first_layer_grad_norm']:.3e} |")
     return "\n".join(lines) + "\n"
+
+
+def check_comparable(config: TrainConfig, flag: str, each: str) -> None:
+    """Refuse comparisons that cannot run: a rule model, a multi-worker cluster
+    (``each``: how to launch one run of the comparison instead).
+
+    Raises:
+        TrainingError: ``config.model`` learns by its own rule, or ``config.strategy``
+            is ``"multiworker"``.
+    """
+    from .factories import learning_rule
+
+    rule = learning_rule(config.model)
+    if rule is not None:
+        raise TrainingError(f"{flag} compares runs under backpropagation; {config.model!r} "
+                            f"learns by its own rule {rule.name!r}. Fix: train it without {flag}.")
+    if config.strategy == "multiworker":
+        # One process may join a collective cluster only once, and every worker
+        # would write the comparison files: one cluster launch per run instead.
+        raise TrainingError(f"{flag} cannot run with --strategy multiworker; received "
+                            f"strategy='multiworker'. Fix: train {each} with its own cluster "
+                            "launch, or drop --strategy.")
+
+
+def run_comparison(config: TrainConfig, runs: list[tuple[str, TrainConfig]], *, key: str,
+                   title: str, plot_title: str, extra: dict | None = None,
+                   resume: bool = False, overwrite: bool = False, log=None) -> dict:
+    """Train each ``(label, sub_config)`` of ``runs`` with gradient tracking on the
+    same data and write comparison.json/.md/.png into ``config.out``.
+
+    Args:
+        extra: more table columns, ``{header: {label: text}}``.
+
+    Returns:
+        ``{"rows": [...], "paths": {...}}``; each row has ``key: label`` and the
+        ``extra`` columns.
+    """
+    import data
+
+    from . import plots
+    from .loop import train
+
+    extra = extra or {}
+    log = log or print
+    out = Path(config.out)
+    bundle = data.load_dataset(config.dataset, batch_size=config.batch_size, seed=config.seed,
+                               validation_fraction=config.validation_fraction, limit=config.limit)
+    rows, full = [], []
+    for label, sub in runs:
+        sub = dataclasses.replace(sub, out=str(out / label), track_gradients=True, export=False)
+        log(f"== {label} ==")
+        res = train(sub, resume=resume and (out / label / "config.json").is_file(),
+                    overwrite=overwrite, log=log, bundle=bundle)
+        if res.interrupted:
+            raise TrainingError(f"Comparison interrupted ({res.interrupted}) during {label!r}; "
+                                "rerun with --resume to continue.")
+        hist = res.history
+        grad_keys = [k for k in hist[0] if k.startswith("grad_norm/")]
+        first = grad_keys[0]
+        row = {key: label, "test_accuracy": res.test_accuracy,
+               "val_accuracy": hist[-1]["val_accuracy"],
+               "epochs_to_converge": epochs_to_converge(hist, bundle.num_classes),
+               "dead_fraction": res.dead_fraction,
+               "first_layer": first[len("grad_norm/"):],
+               "first_layer_grad_norm_first_epoch": hist[0][first],
+               "first_layer_grad_norm": hist[-1][first], "run_dir": str(res.run_dir)}
+        row.update({header: values[label] for header, values in extra.items()})
+        rows.append(row)
+        full.append({**row, "history": hist, "first_layer_key": first})
+    paths = {
+        "comparison_json": atomic_write_json(out / "comparison.json", rows),
+        "comparison_md": atomic_write_text(out / "comparison.md",
+                                           _markdown(config, rows, key, title, tuple(extra))),
+        "comparison_png": plots.plot_comparison(full, out / "comparison.png", plot_title,
+                                                key=key),
+    }
+    return {"rows": rows, "paths": paths}
 
 
 def compare_activations(config: TrainConfig, activations: list[str], *, resume: bool = False,
@@ -65,59 +147,17 @@ def compare_activations(config: TrainConfig, activations: list[str], *, resume: 
             :func:`training.train`.
     """
     import activations as act_registry
-    import data
 
-    from . import plots
-    from .factories import learning_rule
-    from .loop import train
-
-    log = log or print
-    rule = learning_rule(config.model)
-    if rule is not None:
-        raise TrainingError(f"--compare-activations compares activations under "
-                            f"backpropagation; {config.model!r} learns by its own rule "
-                            f"{rule.name!r}. Fix: train it without --compare-activations.")
+    check_comparable(config, "--compare-activations", "each activation (--activation NAME)")
     config = config.resolved(None)
-    if config.strategy == "multiworker":
-        # One process may join a collective cluster only once, and every worker
-        # would write the comparison files: one cluster launch per activation instead.
-        raise TrainingError("--compare-activations cannot run with --strategy multiworker; "
-                            "received strategy='multiworker'. Fix: train each activation with "
-                            "its own cluster launch (--activation NAME), or drop --strategy.")
     names = [a.strip() for a in activations if a.strip()]
     if len(names) < 1 or len(set(names)) != len(names):
         raise TrainingError(f"--compare-activations needs distinct names; received {activations!r}.")
     for name in names:
         act_registry.describe(name)  # unknown names fail before any training
-    out = Path(config.out)
-    bundle = data.load_dataset(config.dataset, batch_size=config.batch_size, seed=config.seed,
-                               validation_fraction=config.validation_fraction, limit=config.limit)
-    rows, full = [], []
-    for name in names:
-        sub = dataclasses.replace(config, activation=name, out=str(out / name),
-                                  track_gradients=True, export=False)
-        log(f"== {name} ==")
-        res = train(sub, resume=resume and (out / name / "config.json").is_file(),
-                    overwrite=overwrite, log=log, bundle=bundle)
-        if res.interrupted:
-            raise TrainingError(f"Comparison interrupted ({res.interrupted}) during {name!r}; "
-                                "rerun with --resume to continue.")
-        hist = res.history
-        grad_keys = [k for k in hist[0] if k.startswith("grad_norm/")]
-        first = grad_keys[0]
-        row = {"activation": name, "test_accuracy": res.test_accuracy,
-               "val_accuracy": hist[-1]["val_accuracy"],
-               "epochs_to_converge": epochs_to_converge(hist, bundle.num_classes),
-               "dead_fraction": res.dead_fraction,
-               "first_layer": first[len("grad_norm/"):],
-               "first_layer_grad_norm_first_epoch": hist[0][first],
-               "first_layer_grad_norm": hist[-1][first], "run_dir": str(res.run_dir)}
-        rows.append(row)
-        full.append({**row, "history": hist, "first_layer_key": first})
-    paths = {
-        "comparison_json": atomic_write_json(out / "comparison.json", rows),
-        "comparison_md": atomic_write_text(out / "comparison.md", _markdown(config, rows)),
-        "comparison_png": plots.plot_comparison(
-            full, out / "comparison.png", f"{config.model} on {config.dataset}: activations"),
-    }
-    return {"rows": rows, "paths": paths}
+    runs = [(name, dataclasses.replace(config, activation=name)) for name in names]
+    return run_comparison(
+        config, runs, key="activation",
+        title=f"Activation comparison: {config.model} on {config.dataset}",
+        plot_title=f"{config.model} on {config.dataset}: activations", resume=resume,
+        overwrite=overwrite, log=log)

@@ -10,6 +10,7 @@ from typing import Any
 from utils.names import did_you_mean
 
 from .errors import ConfigMismatchError, TrainingError
+from .pretrain import check_method as check_pretrain
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -28,7 +29,7 @@ BACKPROP_DEFAULTS = {"epochs": 20, "batch_size": 64, "lr": 3e-3}
 _BACKPROP_ONLY = {"optimizer": "adam", "lr_schedule": "constant", "early_stopping": None,
                   "mixed_precision": False, "track_gradients": False, "strategy": "default",
                   "steps_per_execution": 32, "jit_compile": True, "clip_norm": None,
-                  "clip_value": None}
+                  "clip_value": None, "pretrain": None}
 # Rule parameters that have their own flags.
 _RULE_FLAGS = {"learning_rate": ("lr", "--lr"), "batch_size": ("batch_size", "--batch-size")}
 
@@ -69,6 +70,8 @@ class TrainConfig:
         worker_timeout: multiworker only: seconds a worker waits in one
             all-reduce for the others before declaring them lost
             (``training.cluster``; train.py then exits 75).
+        pretrain: "rbm" pre-trains the hidden Dense layers one level at a time as
+            RBMs before backpropagation (:mod:`training.pretrain`); None does not.
     """
     model: str = "exam_mlp"
     activation: str | None = None
@@ -96,6 +99,7 @@ class TrainConfig:
     quiet: bool = False
     export: bool = False
     worker_timeout: float = 60.0
+    pretrain: str | None = None
 
     def __post_init__(self):
         if self.out is None:
@@ -141,6 +145,7 @@ class TrainConfig:
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise TrainingError(f"Unknown {name} {value!r}.{hint} Choose one of "
                                     f"{', '.join(choices)}.")
+        check_pretrain(self.pretrain)
         nc = self.num_classes
         if not (nc is None or nc == "auto" or (isinstance(nc, int) and not isinstance(nc, bool)
                                                 and nc >= 2)):

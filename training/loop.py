@@ -29,6 +29,7 @@ from .errors import DivergedError, TrainingError, WorkerLostError
 from .factories import (build_model, current_lr, learning_rule, make_optimizer, make_strategy,
                         task_from_tf_config)
 from .outputs import TrainResult
+from .pretrain import check_model as check_pretrain_model, pretrain
 from .rule_path import train_rule
 from .rundir import RunDir, prepare_run_dir
 from .signals import GracefulStop
@@ -73,6 +74,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         raise TrainingError("resume and overwrite contradict each other; pass one of them.")
     if not resume:
         config = config.resolved(rule)  # before --overwrite deletes anything
+        check_pretrain_model(config)
     chief = True if config.strategy != "multiworker" else task_from_tf_config()[2]
     path, saved = prepare_run_dir(config, resume, overwrite, chief)
     if saved is not None:
@@ -174,6 +176,8 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
     checkpoints = run.path / "checkpoints"
     early = EarlyStopping(config.early_stopping)
     start_epoch, history = _restore(run, model, optimizer, early, config, log)
+    if config.pretrain and start_epoch == 0:
+        pretrain(model, bundle.as_numpy("train")[0], seed=config.seed, log=log)
     if not run.resume:
         run.write_config(config, paths)
     steps = Steps(model, optimizer, strategy, jit_compile=config.jit_compile,

@@ -69,18 +69,25 @@ def plot_gradient_norms(history: list[dict], path: Path, title: str = "") -> Pat
         plt.close(fig)
 
 
-def plot_comparison(results: list[dict], path: Path, title: str = "") -> Path:
-    """One figure: val accuracy curves, final accuracy bars, first-layer gradient norms."""
+def plot_comparison(results: list[dict], path: Path, title: str = "",
+                    key: str = "activation") -> Path:
+    """One figure: val accuracy curves, final accuracy bars, first-layer gradient norms
+    per epoch, and every layer's gradient norm in the first epoch (input layer first);
+    ``key`` is the row field that names each run."""
     plt = _figure()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    names = [r["activation"] for r in results]
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.5))
+    names = [r[key] for r in results]
     for r in results:
         hist = r["history"]
         axes[0].plot([h["epoch"] for h in hist], [h["val_accuracy"] for h in hist], "o-",
-                     label=r["activation"], markersize=3)
+                     label=r[key], markersize=3)
         axes[2].plot([h["epoch"] for h in hist],
                      [max(h.get(r["first_layer_key"], 0.0), 1e-30) for h in hist], "o-",
-                     label=r["activation"], markersize=3)
+                     label=r[key], markersize=3)
+        layers = [k for k in hist[0] if k.startswith("grad_norm/")
+                  and k not in ("grad_norm/global", "grad_norm/global_clipped")]
+        axes[3].plot(range(1, len(layers) + 1), [max(hist[0][k], 1e-30) for k in layers],
+                     "o-", label=r[key], markersize=3)
     axes[0].set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
     bars = axes[1].bar(names, [r["test_accuracy"] for r in results], color="tab:blue",
                        label="test accuracy")
@@ -94,7 +101,10 @@ def plot_comparison(results: list[dict], path: Path, title: str = "") -> Path:
     axes[1].legend(fontsize=8)
     axes[2].set_yscale("log")
     axes[2].set(xlabel="epoch", ylabel="mean L2 norm", title="first-layer gradient norm")
-    for ax in (axes[0], axes[2]):
+    axes[3].set_yscale("log")
+    axes[3].set(xlabel="layer with weights (1 = input side)", ylabel="mean L2 norm",
+                title="gradient norm per layer, epoch 1")
+    for ax in (axes[0], axes[2], axes[3]):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
