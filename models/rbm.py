@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from models import _classic, _layers
+from models import _classic, _layers, _plots
 from models._registry import Family, register_model
 from models.errors import LearningRuleError
 from models.rules import register_rule
@@ -122,6 +122,17 @@ class Rbm(_classic.ClassicModel):
         v = self.as_rows(x).astype(np.float64)
         return {"pseudo_likelihood": float(pseudo_likelihood(self, v, seed=0).mean()),
                 "reconstruction_error": _reconstruction_error(self.parameters(), v)}
+
+    def learning_plots(self, x, y, history, out_dir) -> dict:
+        """``rbm_filters.png``: the weights into the first 64 hidden units as images
+        (the features the RBM learned), for image inputs."""
+        shape = _plots.image_shape(self._config["input_shape"])
+        if shape is None:
+            return {}
+        weights = self.parameters()[0].T[:64]
+        return {"rbm_filters": _plots.image_grid(
+            weights, f"{out_dir}/rbm_filters.png", shape=shape, cmap="RdBu_r",
+            title=f"{self.name}: weights into the first {len(weights)} hidden units")}
 
 
 def pseudo_likelihood(model: Rbm, v, seed=None) -> np.ndarray:

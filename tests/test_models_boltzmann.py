@@ -64,6 +64,7 @@ def test_energy_and_call_follow_the_definitions():
     np.testing.assert_array_equal(s[:, :2], x[:, :2])    # clamped units kept the input
 
 
+@pytest.mark.slow
 def test_boltzmann_machine_learns_the_4_2_4_encoder():
     # Ackley, Hinton & Sejnowski (1985), section 5: V1 (4 units) and V2 (4 units)
     # talk only through 2 hidden units; each pattern has one V1 unit on and the

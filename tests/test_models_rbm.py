@@ -31,6 +31,7 @@ def digits():
     return train_test_split(x / 16.0, y, test_size=0.2, random_state=0, stratify=y)
 
 
+@pytest.mark.slow
 def test_cd_matches_sklearn_bernoulli_rbm_on_digits(digits):
     import keras
     from sklearn.linear_model import LogisticRegression
