@@ -7,8 +7,9 @@ References:
 - Klambauer et al., "Self-Normalizing Neural Networks", NeurIPS 2017 (SELU,
   LeCun init, alpha dropout).
 - Ioffe & Szegedy, "Batch Normalization", ICML 2015.
-- He et al., "Deep Residual Learning for Image Recognition", CVPR 2016
-  (identity skip connections).
+- He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, and
+  "Identity Mappings in Deep Residual Networks", ECCV 2016 (skip connections
+  with the activation inside the branch, so the skip path is a pure identity).
 
 The initializer is matched to the activation (``initializer="auto"``), so
 depth alone is what the experiments vary.
@@ -149,20 +150,25 @@ def _build_residual(cfg: dict) -> keras.Model:
     # The stem projects the input to `width` so every skip is a pure identity.
     x = _dense_unit(x, cfg, cfg["width"], "stem")
     for i in range(1, cfg["depth"] + 1):
+        # Identity mapping (He et al. 2016b): the activation stays inside the
+        # branch, x_{l+1} = x_l + F(x_l), so the skip path from the head back to
+        # the stem crosses no saturating unit. With the activation after the
+        # addition (ResNet v1) a sigmoid net multiplies the gradient by
+        # sigmoid' <= 1/4 once per block on the skip path too.
         h = _dense_unit(x, cfg, cfg["width"], f"block_{i}_dense_1")
+        h = _dropout(h, cfg, f"block_{i}_dropout")
         h = _dense_unit(h, cfg, cfg["width"], f"block_{i}_dense_2", activate=False)
         x = keras.layers.Add(name=f"block_{i}_add")([x, h])
-        x = _layers.apply_activation(x, cfg["activation"], f"block_{i}_act")
-        x = _dropout(x, cfg, f"block_{i}_dropout")
+    x = _layers.apply_activation(x, cfg["activation"], "final_act")
     return keras.Model(inputs, _head(x, cfg))
 
 
 def _count_residual(cfg: dict) -> int:
     w = cfg["width"]
-    block = (_unit_params(cfg, w, w) + _unit_params(cfg, w, w, activate=False)
-             + _layers.activation_params(cfg["activation"], (w,)))
+    block = _unit_params(cfg, w, w) + _unit_params(cfg, w, w, activate=False)
     return (_unit_params(cfg, _layers.features(cfg["input_shape"]), w)
             + cfg["depth"] * block
+            + _layers.activation_params(cfg["activation"], (w,))
             + _head_params(cfg, w))
 
 
@@ -172,7 +178,7 @@ RESIDUAL_MLP = Family(
     build=_build_residual,
     count_params=_count_residual,
     validate=_validate,
-    reference="He et al., 'Deep Residual Learning for Image Recognition', CVPR 2016",
+    reference="He et al., 'Identity Mappings in Deep Residual Networks', ECCV 2016",
 )
 
 
