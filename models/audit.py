@@ -19,17 +19,13 @@ from dataclasses import asdict, dataclass, field
 
 import keras
 
-import activations
+from models.audit_activations import activation_of, activation_roles, consumers_of, safe
 from models.errors import ModelConfigError
 
 # Bytes per stored parameter for the sizes the export formats use.
 _BYTES = {"float32": 4, "float16": 2, "int8": 1}
 _BIAS_NAMES = ("bias", "beta")
 _STAT_NAMES = ("moving_mean", "moving_variance")
-# Layers that keep the shape and sit between a weight layer and its activation.
-_PASS_THROUGH = (keras.layers.BatchNormalization, keras.layers.Dropout,
-                 keras.layers.AlphaDropout)
-
 
 @dataclass(frozen=True)
 class AuditRow:
@@ -101,7 +97,9 @@ class Audit:
 
     def to_markdown(self) -> str:
         """A worked assignment answer: structure, per-layer sums, total, activations."""
-        return _markdown(self)
+        from models.audit_markdown import markdown
+
+        return markdown(self)
 
 
 def audit(model: keras.Model) -> Audit:
@@ -126,7 +124,7 @@ def audit(model: keras.Model) -> Audit:
     rows: list[AuditRow] = []
     seen: set[int] = set()
     _audit_layers(model, "", rows, seen)
-    used = _activation_roles(rows)
+    used = activation_roles(rows)
     return Audit(
         model_name=model.name,
         rows=rows,
@@ -134,8 +132,8 @@ def audit(model: keras.Model) -> Audit:
         trainable_params=sum(r.trainable for r in rows),
         non_trainable_params=sum(r.non_trainable for r in rows),
         total_macs=sum(r.macs for r in rows),
-        input_shape=_shape_text(_safe(lambda: model.input)),
-        output_shape=_shape_text(_safe(lambda: model.output)),
+        input_shape=_shape_text(safe(lambda: model.input)),
+        output_shape=_shape_text(safe(lambda: model.output)),
         activations_used=used,
     )
 
@@ -143,7 +141,7 @@ def audit(model: keras.Model) -> Audit:
 # --- per-layer facts ---------------------------------------------------------
 
 def _audit_layers(model: keras.Model, prefix: str, rows: list, seen: set) -> None:
-    consumers = _consumers(model)
+    consumers = consumers_of(model)
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             _audit_layers(layer, f"{prefix}{layer.name}/", rows, seen)
@@ -182,9 +180,9 @@ def _row(layer, prefix: str, consumers: dict, seen: set) -> AuditRow:
         # Layers of the classic nets write their own count, e.g. Hopfield's
         # "(64 x 64) = 4,096" with the note "symmetric, zero diagonal: 2,016 independent".
         formula, note = layer.audit_formula()
-    output = _safe(lambda: layer.output)
+    output = safe(lambda: layer.output)
     # An InputLayer has no input tensor; its "input" is what it outputs.
-    source = output if isinstance(layer, keras.layers.InputLayer) else _safe(lambda: layer.input)
+    source = output if isinstance(layer, keras.layers.InputLayer) else safe(lambda: layer.input)
     return AuditRow(
         name=prefix + layer.name,
         type=type(layer).__name__,
@@ -194,7 +192,7 @@ def _row(layer, prefix: str, consumers: dict, seen: set) -> AuditRow:
         trainable=trainable, non_trainable=non_trainable,
         formula=formula,
         macs=_macs(layer, kernel, output),
-        activation=_activation_of(layer, consumers),
+        activation=activation_of(layer, consumers),
         **{f"bytes_{d}": params * n for d, n in _BYTES.items()},
         note=note,
     )
@@ -212,9 +210,18 @@ def _macs(layer, kernel, output) -> int:
     """Multiply-accumulates per example.
 
     Dense and convolutions: one MAC per kernel entry per output position
-    (``kernel.size x prod(output spatial dims)``, channels-last). Batch norm
-    at inference: one multiply-add per output element. Everything else: 0.
+    (``kernel.size x prod(output spatial dims)``, channels-last). Recurrent
+    layers: kernel and recurrent kernel once per timestep (a layer may say
+    instead with ``audit_macs()``). Batch norm at inference: one multiply-add
+    per output element. Everything else: 0.
     """
+    if hasattr(layer, "audit_macs"):  # layers that know their own (a recurrence, say)
+        return int(layer.audit_macs())
+    if isinstance(layer, keras.layers.RNN):
+        # Every step multiplies the input by the kernel and the state by the
+        # recurrent kernel; the timesteps are the input's second axis.
+        steps = safe(lambda: layer.input.shape[1]) or 1
+        return steps * sum(math.prod(w.shape) for w in layer.weights if len(w.shape) == 2)
     shape = getattr(output, "shape", None)
     if shape is None:
         return 0
@@ -226,15 +233,6 @@ def _macs(layer, kernel, output) -> int:
     return 0
 
 
-def _safe(fn):
-    # Shared layers and layers outside a functional graph have no single
-    # input/output; the audit still counts their weights.
-    try:
-        return fn()
-    except (AttributeError, ValueError, RuntimeError):
-        return None
-
-
 def _shape_text(tensors) -> str:
     if tensors is None:
         return "?"
@@ -243,170 +241,3 @@ def _shape_text(tensors) -> str:
     if isinstance(tensors, dict):
         return "{" + ", ".join(f"{k}: {_shape_text(t)}" for k, t in tensors.items()) + "}"
     return str(tuple(tensors.shape))
-
-
-# --- activations -------------------------------------------------------------
-
-def _activation_classes() -> dict:
-    return {activations.describe(n)["layer"]: n for n in activations.list_activations()}
-
-
-def activation_of_layer(layer) -> str | None:
-    """Name of the activation a layer *is* (activation layer), else None.
-
-    Recognises the ``activations`` package's layers, ``keras.layers.Activation``
-    and Keras' own ReLU/Softmax/LeakyReLU/ELU/PReLU layers.
-    """
-    if isinstance(layer, keras.layers.Activation):
-        return _function_name(layer.activation)
-    return _activation_classes().get(type(layer).__name__)
-
-
-def _function_name(fn) -> str | None:
-    name = getattr(fn, "__name__", None)
-    return None if name in (None, "linear") else name
-
-
-def _consumers(model) -> dict:
-    """id(layer) -> layers reading its output, from the functional graph."""
-    producer = {}
-    for layer in model.layers:
-        for t in _flat(_safe(lambda: layer.output)):
-            producer[id(t)] = layer
-    result: dict[int, list] = {}
-    for layer in model.layers:
-        for t in _flat(_safe(lambda: layer.input)):
-            if id(t) in producer:
-                result.setdefault(id(producer[id(t)]), []).append(layer)
-    return result
-
-
-def _flat(tensors) -> list:
-    return [] if tensors is None else keras.tree.flatten(tensors)
-
-
-def _activation_of(layer, consumers: dict) -> str | None:
-    """The activation a layer is, has built in, or feeds straight into."""
-    own = activation_of_layer(layer)
-    if own:
-        return own
-    if hasattr(layer, "activation") and _function_name(layer.activation):
-        return _function_name(layer.activation)
-    if isinstance(layer, (_PASS_THROUGH, keras.layers.InputLayer)):
-        return None
-    # Dense -> [BatchNorm] -> [Dropout] -> activation layer: the activation
-    # belongs to the Dense, as the course draws it (likewise Add -> ReLU in a
-    # residual block).
-    current = layer
-    for _ in range(4):
-        nxt = consumers.get(id(current), [])
-        if len(nxt) != 1:
-            return None
-        current = nxt[0]
-        name = activation_of_layer(current)
-        if name:
-            return name
-        if not isinstance(current, _PASS_THROUGH):
-            return None
-    return None
-
-
-def _activation_roles(rows: list[AuditRow]) -> dict:
-    """activation name -> sorted roles ("hidden", "output") it plays.
-
-    The output layer is the last layer with a kernel; activations at or after
-    it are output activations, all earlier ones hidden.
-    """
-    classes = _activation_classes()
-    kernel_rows = [i for i, r in enumerate(rows)
-                   if r.params and r.type not in classes and r.type != "BatchNormalization"]
-    last = kernel_rows[-1] if kernel_rows else -1
-    roles: dict[str, set] = {}
-    for i, row in enumerate(rows):
-        if row.activation:
-            roles.setdefault(row.activation, set()).add("output" if i >= last else "hidden")
-    return {k: sorted(v) for k, v in sorted(roles.items())}
-
-
-# --- markdown ----------------------------------------------------------------
-
-def _markdown(a: Audit) -> str:
-    lines = [f"# Parameter audit: {a.model_name}", "", "## 1. Structure", ""]
-    classes = _activation_classes()
-    kernel_rows = [r for r in a.rows if r.params and r.type not in classes
-                   and r.type not in ("BatchNormalization", "Activation")]
-    lines.append(f"- Input layer: {a.input_shape}")
-    for row in a.rows:
-        if row.type in ("InputLayer", "Activation") or row.type in classes:
-            continue  # activations are named on the layer they follow
-        if row in kernel_rows:
-            role = ("Output layer" if row is kernel_rows[-1]
-                    else f"Hidden layer {kernel_rows.index(row) + 1}")
-            units = row.output_shape.strip("()").split(",")[-1].strip()
-            kind = "filters" if "Conv" in row.type else "neurons"
-            act = f", {row.activation}" if row.activation else ", linear"
-            lines.append(f"- {role} `{row.name}` ({row.type}): {units} {kind}{act}; "
-                         f"output {row.output_shape}")
-        else:
-            act = f", then {row.activation}" if row.activation else ""
-            lines.append(f"- `{row.name}` ({row.type}): {row.input_shape} -> {row.output_shape}{act}")
-
-    lines += ["", "## 2. Learnable parameters per layer", "",
-              "Dense and convolution layers: parameters = (inputs x outputs) + outputs "
-              "(bias terms); a convolution's inputs are kernel height x width x input "
-              "channels. Batch norm learns gamma and beta and keeps a moving mean and "
-              "variance that are not trained.", ""]
-    for row in a.rows:
-        if not row.params:
-            continue
-        lines.append(f"- `{row.name}` ({row.type}): {row.formula}"
-                     + (f"  (non-trainable: {row.non_trainable:,})" if row.non_trainable else "")
-                     + (f"; {row.note}" if row.note else ""))
-    lines += ["", "| Layer | Type | Input | Output | Weights | Biases | Trainable | "
-              "Non-trainable | Formula | MACs | Activation | float32 B | float16 B | int8 B |",
-              "|---|---|---|---|--:|--:|--:|--:|---|--:|---|--:|--:|--:|"]
-    for r in a.rows:
-        lines.append(f"| {r.name} | {r.type} | {r.input_shape} | {r.output_shape} | "
-                     f"{r.weights:,} | {r.biases:,} | {r.trainable:,} | {r.non_trainable:,} | "
-                     f"{r.formula} | {r.macs:,} | {r.activation or ''} | {r.bytes_float32:,} | "
-                     f"{r.bytes_float16:,} | {r.bytes_int8:,} |")
-
-    parts = [f"{r.params:,}" for r in a.rows if r.params]
-    lines += ["", "## Total", "",
-              f"{' + '.join(parts) or '0'} = **{a.total_params:,}** parameters",
-              "",
-              f"- Trainable: {a.trainable_params:,}; non-trainable: {a.non_trainable_params:,}",
-              f"- Multiply-accumulates per example: {a.total_macs:,}",
-              "- Size of the parameters: " + ", ".join(
-                  f"{d} {_human(a.size_bytes(d))}" for d in _BYTES)]
-
-    lines += ["", "## 3. Activation functions", ""]
-    if not a.activations_used:
-        lines.append("- None (the model outputs linear values).")
-    for role in ("hidden", "output"):  # in the order the data flows
-        for name, roles in a.activations_used.items():
-            if role in roles:
-                lines.append(_activation_line(name, role))
-    return "\n".join(lines) + "\n"
-
-
-def _activation_line(name: str, role: str) -> str:
-    where = "Hidden layers" if role == "hidden" else "Output layer"
-    try:
-        info = activations.describe(name)
-    except ValueError:
-        return f"- {where}: {name} (not in the activations catalogue)."
-    line = (f"- {where}: **{name}**, ${info.get('formula', '')}$, range "
-            f"${info.get('range', '?')}$. Why: {info.get('typical_use', 'see its catalogue entry')}.")
-    if role == "hidden" and info.get("vanishing_gradient") is True:
-        line += " Caution: it saturates, so gradients vanish in deep stacks."
-    return line
-
-
-def _human(n: int) -> str:
-    if n < 1024:
-        return f"{n:,} B"
-    value, unit = n / 1024, "KiB"
-    if value >= 1024:
-        value, unit = value / 1024, "MiB"
-    return f"{value:,.2f} {unit} ({n:,} B)"

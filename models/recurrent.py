@@ -155,6 +155,10 @@ class RowLSTM(keras.layers.Layer):
         return (f"4 x (({f} + {n}) x {n} + {n}) = {total:,}",
                 "four gates (input, forget, cell, output), each (inputs + units) x units + bias")
 
+    def audit_macs(self):
+        # Each of the `steps` rows: input and state times the four gates' matrices.
+        return self.steps * (self.features + self.units) * 4 * self.units
+
     def get_config(self):
         return {**super().get_config(), "units": self.units}
 

@@ -193,3 +193,16 @@ def test_cli_subprocess_exit_status_2(keras_files, tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     lines = [l for l in proc.stderr.splitlines() if l.startswith("python -m models")]
     assert len(lines) == 1 and "Lambda" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_recurrent_macs_count_every_timestep():
+    # An LSTM multiplies input and state by its four gates' matrices at every
+    # step: steps x (features + units) x 4 units, written out by hand here.
+    import keras
+
+    inputs = keras.Input((32, 12))
+    model = keras.Model(inputs, keras.layers.LSTM(16, name="lstm")(inputs))
+    row = next(r for r in models.audit(model).rows if r.name == "lstm")
+    assert row.macs == 32 * (12 + 16) * 4 * 16
+    rows = models.audit(models.create_model("lstm_rows")).rows
+    assert next(r for r in rows if r.name == "lstm").macs == 32 * (32 + 64) * 4 * 64
