@@ -27,6 +27,7 @@ _BYTES = {"float32": 4, "float16": 2, "int8": 1}
 _BIAS_NAMES = ("bias", "beta")
 _STAT_NAMES = ("moving_mean", "moving_variance")
 
+
 @dataclass(frozen=True)
 class AuditRow:
     """One layer of the audit.
