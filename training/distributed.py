@@ -142,14 +142,26 @@ class ReplicatedChunks:
         with tf.control_dependencies([left]):
             return tf.identity(packed)
 
+    def _per_replica(self, make):
+        """A distributed value: ``make(replica id)`` on each local replica's device."""
+        import tensorflow as tf
+
+        devices = self.strategy.extended.worker_devices
+
+        def value(ctx):
+            r = ctx.replica_id_in_sync_group  # = worker's place x local devices + local index
+            with tf.device(devices[r % len(devices)]):
+                return make(r)
+
+        return self.strategy.experimental_distribute_values_from_function(value)
+
     def _replica_data(self, bundle):
         """The training set as tensors on every replica's device, placed once per run."""
         import tensorflow as tf
 
         if self._data is None:
             x, y = bundle.tensors("train")
-            self._data = tuple(self.strategy.experimental_distribute_values_from_function(
-                lambda ctx, t=t: tf.identity(t)) for t in (x, y))
+            self._data = tuple(self._per_replica(lambda _r, t=t: tf.identity(t)) for t in (x, y))
         return self._data
 
     def _rows(self, blocks: np.ndarray):
@@ -157,12 +169,8 @@ class ReplicatedChunks:
         import tensorflow as tf
 
         bounds = shard_bounds(blocks.shape[1], self.replicas)
-
-        def rows(ctx):
-            r = ctx.replica_id_in_sync_group
-            return tf.constant(np.ascontiguousarray(blocks[:, bounds[r]:bounds[r + 1]]))
-
-        return self.strategy.experimental_distribute_values_from_function(rows)
+        return self._per_replica(lambda r: tf.constant(
+            np.ascontiguousarray(blocks[:, bounds[r]:bounds[r + 1]])))
 
     def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
         """Like :meth:`training.steps.Steps.epoch_chunks`, on every replica of the cluster."""
