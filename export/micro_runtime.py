@@ -181,9 +181,13 @@ def _arena_worker(payload: dict, report_progress=None) -> dict:
     runtime.count_resource_variables = lambda model: variables
     high = _align(max(4 * len(content), 4096))
     while (found := _probe(content, high, inputs))[0] is not None:
-        kernel = re.match(r"Node (\w+) \(number \d+\) failed to invoke", found[0])
+        # A kernel that fails to invoke refuses the model; one that fails to
+        # prepare may only lack memory, until even 64 MiB does not help.
+        node = re.match(r"Node (\w+) \(number \d+\) failed to (invoke|prepare)", found[0])
+        kernel = node.group(1) if node and (node.group(2) == "invoke" or high >= 1 << 26) \
+            else None
         if kernel or high >= 1 << 26:
-            return {"reason": found[0], "kernel": kernel.group(1) if kernel else None}
+            return {"reason": found[0], "kernel": kernel}
         high *= 4
     low, size = ARENA_FLOOR - ARENA_ALIGN, _align(found[1] or ARENA_FLOOR)
     for _ in range(16):  # follow the allocator's own "missing: N bytes"
