@@ -33,6 +33,7 @@ class BamRecall(keras.layers.Layer):
         super().__init__(**kwargs)
         self.input_units, self.output_units = int(input_units), int(output_units)
         self.steps = int(steps)
+        self.activation = ops.sign  # read by models.audit: the bipolar threshold unit
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(self.input_units, self.output_units),

@@ -42,6 +42,7 @@ class HopfieldRecall(_memory.SquareMemory):
     def __init__(self, units, steps=5, mode="async", **kwargs):
         super().__init__(units, steps, **kwargs)
         self.mode = mode
+        self.activation = ops.sign  # read by models.audit: the bipolar threshold unit
 
     def recall(self, s, steps):
         """``steps`` update steps from bipolar state ``s`` [batch, units]."""

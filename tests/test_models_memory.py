@@ -111,6 +111,21 @@ def test_hopfield_audit_shows_stored_and_independent_counts():
     bsb_row = next(r for r in models.audit(models.create_model("bsb")).rows if r.name == "bsb")
     assert bsb_row.params == 4096 and "2,080 independent" in bsb_row.note   # 64 * 65 / 2
     assert bsb_row.activation == "hard_tanh"
+    # Hopfield's and BAM's units are bipolar thresholds: the audit names sign, and that
+    # function applied to the field is the recall wherever no field is exactly zero.
+    for name in ("hopfield", "bam"):
+        memory = models.create_model(name)
+        layer_row = next(r for r in models.audit(memory).rows if r.name == name)
+        assert layer_row.activation == "sign", (name, layer_row.activation)
+    rng = np.random.default_rng(4)
+    sync = models.create_model("hopfield", units=32, mode="sync", steps=1)
+    # zero diagonal: field_i = sum_p p_i (p.s - p_i s_i), each term odd for 32 units,
+    # so 3 patterns give an odd sum: never zero
+    models.learn(sync, _patterns(rng, 3, 32))
+    s = _patterns(rng, 6, 32)
+    h = s @ sync.memory.kernel.numpy()
+    assert np.all(h != 0)
+    np.testing.assert_array_equal(np.asarray(sync.memory.activation(h)), np.asarray(sync(s)))
 
 
 # --- BAM (Kosko 1988) -----------------------------------------------------------------
