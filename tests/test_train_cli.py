@@ -123,6 +123,12 @@ def test_overwrite_replaces_only_the_run_files(tmp_path, capsys):
     assert cli(args, capsys)[0] == 0
     (out / "notes.txt").write_text("mine")
     first = json.loads((out / "config.json").read_text())
+    # A replacement that fails on its data or its model leaves the old run as it was.
+    before = digest(out)
+    for bad in (["--dataset", tmp_path / "no-such-folder"], ["--model-arg", "no_such_arg=1"]):
+        code, _, err = cli([*args, "--overwrite", *bad], capsys)
+        assert code == 2 and len(error_lines(err)) == 1, err[-500:]
+        assert digest(out) == before, bad
     code, _, err = cli([*args, "--seed", 5, "--overwrite"], capsys)
     assert code == 0, err[-500:]
     assert json.loads((out / "config.json").read_text())["seed"] == 5 != first["seed"]

@@ -43,8 +43,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     Args:
         config: the run (see :class:`TrainConfig`).
         resume: continue the run in ``config.out`` from its last checkpoint.
-        overwrite: delete a previous run's files in ``config.out`` (only the files a
-            run writes, see ``training.rundir.RUN_FILES``/``RUN_DIRS``) and start afresh.
+        overwrite: replace a previous run in ``config.out``: its files (only the files
+            a run writes, see ``training.rundir.RUN_FILES``/``RUN_DIRS``) are deleted
+            when the new run writes its first file, after its data and model load.
         log: ``print``-like callable for messages (default: print to stdout).
         bundle: an already loaded ``data.DatasetBundle`` (its name must match
             ``config.dataset``); loaded from the config when None.
@@ -76,11 +77,12 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         config = config.resolved(rule)  # before --overwrite deletes anything
         check_pretrain_model(config)
     chief = True if config.strategy != "multiworker" else task_from_tf_config()[2]
-    path, saved = prepare_run_dir(config, resume, overwrite, chief)
+    path, saved, replaces = prepare_run_dir(config, resume, overwrite, chief)
     if saved is not None:
         config = config.resumed_from(saved).resolved(rule)
     run = RunDir(path, chief, resume,
-                 config_pending=saved is None or saved.identity() != config.identity())
+                 config_pending=saved is None or saved.identity() != config.identity(),
+                 replaces=replaces)
     with _deterministic(config.seed):
         if bundle is None:
             import data

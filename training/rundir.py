@@ -3,7 +3,9 @@
 A run directory belongs to one run. A new run refuses a directory that holds
 one (``--resume`` continues it, ``--overwrite`` replaces it, deleting only the
 files listed here); ``--resume`` needs its ``config.json``. Every check happens
-before any slow work, so bad input costs nothing and damages nothing.
+before any slow work, so bad input costs nothing and damages nothing: the run
+that ``--overwrite`` replaces is deleted only when the new run writes its first
+file, after the data has loaded and the model has been built.
 """
 from __future__ import annotations
 
@@ -34,14 +36,22 @@ class RunDir:
             it before its first epoch; a resume that changed the config (more
             epochs) writes it with its first new checkpoint, so an interrupted
             continuation leaves the finished run exactly as it was.
+        replaces: the directory holds a run that ``--overwrite`` replaces; it is
+            deleted by the first :meth:`write_config`, so a new run that fails
+            on its data or model first leaves the old one as it was.
     """
     path: Path
     chief: bool = True
     resume: bool = False
     config_pending: bool = False
+    replaces: bool = False
 
     def write_config(self, config: TrainConfig, paths: dict) -> None:
-        """Write ``config.json`` if it is pending (and this process is the chief)."""
+        """Write ``config.json`` if it is pending (and this process is the chief),
+        after deleting the run this one replaces."""
+        if self.replaces and self.chief:
+            remove_run(self.path)
+        self.replaces = False
         if self.config_pending and self.chief:
             paths["config"] = atomic_write_json(self.path / "config.json", config.to_dict())
         self.config_pending = False
@@ -75,8 +85,12 @@ def _check_writable(run_dir: Path) -> None:
 
 
 def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool = False,
-                    chief: bool = True) -> tuple[Path, TrainConfig | None]:
-    """Check ``config.out`` before any work; return it and the saved config (resume only).
+                    chief: bool = True) -> tuple[Path, TrainConfig | None, bool]:
+    """Check ``config.out`` before any work.
+
+    Returns:
+        ``(directory, saved config (resume only), whether it holds a run that
+        --overwrite replaces)``; nothing is deleted here (see :class:`RunDir`).
 
     A non-chief worker of a cluster only reads: it must never delete or create
     files that the chief (possibly on a shared filesystem, at the same moment)
@@ -92,17 +106,16 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool = False,
     run_dir = Path(config.out)
     if not chief:
         if not resume:
-            return run_dir, None
+            return run_dir, None, False
         return run_dir, _saved(run_dir, (
             "Fix: every worker must see the chief's run directory (a shared filesystem) to "
-            "--resume; otherwise start a new run."))
+            "--resume; otherwise start a new run.")), False
     _check_writable(run_dir)
     if resume:
-        return run_dir, _saved(run_dir, "Fix: drop --resume to start a new run.")
-    if (run_dir / "config.json").is_file():
-        if not overwrite:
-            raise RunDirectoryError(f"{str(run_dir)!r} already holds a run (config.json). Fix: "
-                                    "pass --resume to continue it, --overwrite to replace it, or "
-                                    "choose another --out.")
-        remove_run(run_dir)
-    return run_dir, None
+        return run_dir, _saved(run_dir, "Fix: drop --resume to start a new run."), False
+    held = (run_dir / "config.json").is_file()
+    if held and not overwrite:
+        raise RunDirectoryError(f"{str(run_dir)!r} already holds a run (config.json). Fix: "
+                                "pass --resume to continue it, --overwrite to replace it, or "
+                                "choose another --out.")
+    return run_dir, None, held
