@@ -17,6 +17,7 @@ import keras
 
 from export.errors import ExportError, UnsupportedOpsError
 from export.graph import SIGNATURE_KEY, serving_function
+from utils.cli import filesystem_failure
 
 
 # --------------------------------------------------------------- SavedModel
@@ -30,6 +31,9 @@ def to_saved_model(model, path, batch_size=None) -> dict:
         with contextlib.redirect_stdout(None):
             archive.write_out(str(path), verbose=False)
     except Exception as exc:  # tracing errors surface as many TF/Keras types
+        written = filesystem_failure(str(exc))  # TensorFlow's writers report no errno
+        if written:
+            raise ExportError(f"Writing the SavedModel failed: {written}.") from exc
         raise ExportError(f"SavedModel export failed while tracing the model: "
                           f"{' '.join(str(exc).split())[:400]}") from exc
     return {"signature": SIGNATURE_KEY}

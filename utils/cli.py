@@ -34,6 +34,17 @@ _PATH_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.EIS
                 errno.ENOTDIR, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG,
                 errno.ENOTEMPTY, errno.ELOOP, errno.EFBIG, errno.EXDEV}
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+FULL_HINT = " (the output location is full: free space there or choose another one)"
+
+
+def filesystem_failure(text: str) -> str | None:
+    """The file-system error a third-party message reports without an errno
+    (TensorFlow's writers: "...; File too large [Op:SaveV2]"), with the hint
+    :func:`error_line` gives an ``OSError``; None when it names none."""
+    for code in sorted(_PATH_ERRNOS):
+        if os.strerror(code) in text:
+            return os.strerror(code) + (FULL_HINT if code in _FULL_ERRNOS else "")
+    return None
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -65,7 +76,7 @@ def error_line(exc: BaseException) -> str:
         if exc.filename2 is not None:
             msg += f" -> {exc.filename2}"
         if exc.errno in _FULL_ERRNOS:
-            msg += " (the output location is full: free space there or choose another one)"
+            msg += FULL_HINT
         return msg
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     msg = lines[0] if lines else type(exc).__name__
