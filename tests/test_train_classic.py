@@ -5,7 +5,6 @@ directory and plots: tests/test_train_models.py.)"""
 import json
 
 import keras
-import numpy as np
 import pytest
 
 from _train_helpers import assert_bitwise_equal, sigterm_after_epoch, weights
