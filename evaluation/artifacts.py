@@ -9,6 +9,7 @@ is caught by running the artifact in an isolated child (``utils.isolation``).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class Artifact:
         quantization: ``None``, ``"float16"``, ``"dynamic"`` or ``"int8"`` (from the
             manifest; ``None`` when evaluated without one).
         manifest_entry: the export manifest's entry, when it came from one.
+        source_model: the name of the Keras model it was exported from (the
+            manifest's ``source``), when it came from a manifest.
     """
 
     path: Path
@@ -49,6 +52,7 @@ class Artifact:
     label: str
     quantization: str | None = None
     manifest_entry: dict | None = field(default=None, compare=False)
+    source_model: str | None = None
 
     @property
     def description(self) -> str:
@@ -106,7 +110,10 @@ def _from_manifest(directory: Path) -> list[Artifact]:
     from export import manifest as manifest_io
 
     try:
-        entries = manifest_io.read(directory)["artifacts"]
+        manifest = manifest_io.read(directory)
+        entries = manifest["artifacts"]
+        source = manifest.get("source")
+        source = source.get("name") if isinstance(source, dict) else None
         if not entries:
             raise ArtifactError(f"The export manifest '{directory / MANIFEST}' lists no "
                                 "artifacts.")
@@ -119,7 +126,8 @@ def _from_manifest(directory: Path) -> list[Artifact]:
         quant = entry.get("quantization")
         label = f"{directory.name}/{entry['path']}" + (f" [{quant}]" if quant else "")
         artifacts.append(Artifact(path=path, kind=kind, label=label, quantization=quant,
-                                  manifest_entry=entry))
+                                  manifest_entry=entry,
+                                  source_model=source if isinstance(source, str) else None))
     return artifacts
 
 
@@ -130,8 +138,7 @@ def _unique_labels(artifacts: list[Artifact]) -> list[Artifact]:
         n = seen.get(art.label, 0)
         seen[art.label] = n + 1
         if n:
-            art = Artifact(art.path, art.kind, f"{art.label} #{n + 1}", art.quantization,
-                           art.manifest_entry)
+            art = dataclasses.replace(art, label=f"{art.label} #{n + 1}")
         out.append(art)
     return out
 
@@ -182,9 +189,31 @@ def check(artifact: Artifact) -> None:
         from models.loading import read_config  # the .keras archive checks, in one place
 
         try:
-            read_config(path)
+            config = read_config(path)
         except ModelLoadError as exc:
             raise ArtifactError(f"{bad}: {exc}") from None
+        inner = config.get("config")
+        _check_class_scores(artifact, inner.get("name") if isinstance(inner, dict) else None)
+    if artifact.source_model is not None:
+        _check_class_scores(artifact, artifact.source_model)
+
+
+def _check_class_scores(artifact: Artifact, model_name) -> None:
+    """Refuse an artifact of a registered model whose output is not class scores.
+
+    Only a name the registry knows decides: a model of the user's own is scored
+    as it comes.
+    """
+    import models
+
+    if not isinstance(model_name, str) or model_name not in models.list_models():
+        return
+    if not models.is_classifier(model_name):
+        raise ArtifactError(
+            f"'{artifact.label}' comes from model {model_name!r}, whose output is not class "
+            f"scores ({models.describe(model_name)['description'].rstrip('.')}), so accuracy "
+            "says nothing about it. evaluate.py scores classifiers; the model's own test "
+            "figures are in the summary.json of its train.py run.")
 
 
 def _check_onnx(path: Path, bad: str) -> None:

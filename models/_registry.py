@@ -184,6 +184,19 @@ def create_model(name: str, **overrides) -> keras.Model:
     return model_spec(name, **overrides).build()
 
 
+def is_classifier(name: str) -> bool:
+    """Whether registered model ``name`` outputs class scores (one column per class).
+
+    False for the families without classes (Hopfield's recalled state, a SOM's
+    distances, an RBM's p(h|v), ...): top-1 accuracy and top-1 agreement say
+    nothing about them.
+
+    Raises:
+        UnknownModelError: unknown name.
+    """
+    return model_spec(name).config.get("num_classes") is not None
+
+
 def describe(name: str, **overrides) -> dict:
     """Describe registered model ``name`` without building it.
 

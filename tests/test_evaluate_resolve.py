@@ -156,3 +156,33 @@ def test_manifest_size_and_hash_are_checked(tmp_path):
     manifest.write_text(json.dumps({"artifacts": [dict(entry, sha256="0" * 64)]}))
     with pytest.raises(ArtifactError, match="sha256 .* the manifest recorded 000000000000"):
         check(resolve([tmp_path])[0])
+
+
+def test_models_without_class_scores_are_refused_before_any_work(tmp_path):
+    """A SOM's distances (or Hopfield's state, an RBM's features) are not class scores:
+    evaluate.py refuses them by the registry's word, as a .keras file and as an export
+    directory, and still scores the classic nets that are classifiers (LVQ)."""
+    import hashlib
+
+    import models
+
+    som = models.create_model("som", input_shape=(32, 32, 1), grid=(3, 3))
+    som.save(tmp_path / "som.keras")
+    with pytest.raises(ArtifactError, match=r"model 'som'.* not class scores"):
+        check(resolve([tmp_path / "som.keras"])[0])
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    tflite = _tflite(export_dir / "model.tflite")
+    manifest = {"source": {"name": "som"},
+                "artifacts": [{"path": "model.tflite", "format": "tflite",
+                               "bytes": tflite.stat().st_size,
+                               "sha256": hashlib.sha256(tflite.read_bytes()).hexdigest()}]}
+    (export_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"'export/model.tflite' comes from model 'som'"):
+        evaluate([export_dir])
+    lvq = models.create_model("lvq", input_shape=(32, 32, 1), num_classes=10)
+    lvq.save(tmp_path / "lvq.keras")
+    check(resolve([tmp_path / "lvq.keras"])[0])       # a classifier: accepted
+    manifest["source"]["name"] = "my_own_net"          # not registered: scored as it comes
+    (export_dir / "manifest.json").write_text(json.dumps(manifest))
+    check(resolve([export_dir])[0])

@@ -204,5 +204,5 @@ def _finish(config, run_dir, bundle, model, result, log) -> None:
         keras_history = {k: [r[k] for r in history] for k in (history[0] if history else {})}
         result.paths.update(hook(*bundle.as_numpy("train"), keras_history, run_dir / "plots"))
     if config.export:
-        classifier = models.describe(config.model)["num_classes"] is not None
-        outputs.export_run(run_dir, bundle, result.paths, log, classifier=classifier)
+        outputs.export_run(run_dir, bundle, result.paths, log,
+                           classifier=models.is_classifier(config.model))
