@@ -109,7 +109,7 @@ def export_model(model_or_path, out_dir, formats=DEFAULT_FORMATS, quantize=None,
                 shared_saved_model = tmp / name
             entry, fails = _describe_and_validate(
                 tmp, name, fmt, quant, info, time.perf_counter() - start, reference,
-                options=options, data=check)
+                options=options, data=check, decision=_decision(model))
             artifacts.append(entry)
             failures += fails
         if failures:
@@ -217,8 +217,15 @@ def _load_runner(path, fmt, info):
     return runtime.load_artifact(path)
 
 
+def _decision(model) -> str:
+    """What the model's first output decides (``export.validate.DECISIONS``): its
+    registered family's, else "argmax" (class scores)."""
+    import models
+    return models.decision_of(model.name) if model.name in models.list_models() else "argmax"
+
+
 def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, options,
-                           data):
+                           data, decision="argmax"):
     """The manifest entry of one written artifact, validated unless
     ``reference`` is None; returns ``(entry, failures)``."""
     from export.gpu_compat import gpu_compatibility
@@ -247,7 +254,7 @@ def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, o
         entry["validation"] = {"passed": None, "skipped": runner.unavailable}
         return entry, []
     result, fails = validate_artifact(name, runner, reference, quantization=quant,
-                                      atol=options.atol, data=data)
+                                      atol=options.atol, data=data, decision=decision)
     if fmt == "tflite_micro":
         steps = [q["scale"] for q in info["micro"]["output_quantization"]]
         litert, more = compare_with_litert(name, runner, path, data, steps)

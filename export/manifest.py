@@ -18,6 +18,7 @@ from pathlib import Path
 
 from export.checks import MANIFEST
 from export.errors import ExportError
+from export.validate import agreement_name
 
 
 class ManifestError(ExportError):
@@ -156,7 +157,7 @@ def _validation_cell(v) -> str:
     if "top1_agreement" in v:
         litert = (f"; {v['litert']['max_steps']:g} int8 steps from LiteRT"
                   if v.get("litert") else "")
-        return (f"top-1 agreement {v['top1_agreement']:.2%} on {v['samples']} samples "
+        return (f"{agreement_name(v)} {v['top1_agreement']:.2%} on {v['samples']} samples "
                 f"(bound {v['top1_bound']:.0%}){litert}")
     return f"max abs diff {v['max_abs_diff']:.2e} (atol {v['atol']:g}, rtol {v['rtol']:g})"
 

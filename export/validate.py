@@ -3,8 +3,9 @@
 Checks, in order (like optimum's exporters): output count, then per output
 shape and dtype, then values. Float artifacts pass when every element obeys
 ``|artifact - keras| <= atol + rtol * |keras|`` at batch 1 and batch 7 (7 proves
-the batch axis is dynamic). int8 artifacts are judged by top-1 agreement with
-Keras on real data, since int8 rounding moves every output by up to a few
+the batch axis is dynamic). int8 artifacts are judged by agreement with Keras
+on real data on what the output decides (top-1 class for class scores; see
+:data:`DECISIONS`), since int8 rounding moves every output by up to a few
 quantization steps. Failures are returned, never raised here: the exporter
 collects them over all artifacts and raises one :class:`ValidationError`.
 """
@@ -26,6 +27,35 @@ VALIDATION_BATCHES = (1, 7)
 AGREEMENT_SAMPLES = 1000
 # TFLite Micro vs. LiteRT's builtin int8 kernels: at most one output step apart.
 MICRO_MAX_STEPS = 1
+# What a model's first output decides, per sample, and how the agreement on it is
+# named (``models.Family.decision`` picks one for each registered family).
+DECISIONS = {
+    "argmax": "top-1 agreement",                 # class scores; ART1's categories
+    "argmin": "best-matching-unit agreement",    # a SOM's distances
+    "sign": "recalled-state agreement",          # bipolar states: every unit's sign
+    "bits": "state agreement",                   # binary states / probabilities vs 0.5
+}
+
+
+def decide(outputs: np.ndarray, decision: str = "argmax") -> np.ndarray:
+    """Per-sample decisions of ``outputs`` [N, ...]: labels [N], or rows [N, units] for
+    the states ("sign", "bits"), where two samples agree only if every unit does.
+
+    A single-unit output under "argmax" decides by the side of 0.5 (a sigmoid).
+    """
+    if decision not in DECISIONS:
+        raise ValueError(f"Unknown decision {decision!r}; one of {', '.join(DECISIONS)}.")
+    flat = outputs.reshape(len(outputs), -1)
+    if decision == "sign":
+        return flat > 0
+    if decision == "bits" or flat.shape[1] == 1:
+        return flat > 0.5
+    return np.argmin(flat, 1) if decision == "argmin" else np.argmax(flat, 1)
+
+
+def agreement_name(validation: dict) -> str:
+    """How a validation dict's int8 agreement reads ("top-1 agreement", ...)."""
+    return DECISIONS.get(validation.get("decision", "argmax"), "agreement")
 
 
 def validation_inputs(input_specs, batch, rng, data=None) -> list[np.ndarray]:
@@ -68,7 +98,7 @@ def _structure(name, outputs, refs, batch) -> list[dict]:
 
 
 def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
-                      data=None, seed=0) -> tuple[dict, list[dict]]:
+                      data=None, seed=0, decision="argmax") -> tuple[dict, list[dict]]:
     """Compare ``runner`` with the Keras ``reference`` runner.
 
     Args:
@@ -77,6 +107,8 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
         quantization: None | "float16" | "dynamic" | "int8".
         atol: overrides the absolute tolerance (float kinds only).
         data: real inputs ``[N, ...]`` (required for int8 agreement).
+        decision: what the first output decides (:data:`DECISIONS`), which an int8
+            artifact must agree with Keras on.
 
     Returns:
         ``(result, failures)``: the manifest's ``validation`` dict and a list
@@ -121,12 +153,12 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
                     f"({int(bad.sum())} of {bad.size} elements)", max_abs, atol))
     result["outputs"] = [per_output[i] for i in sorted(per_output)]
     if quantization == "int8" and not failures:
-        agreement = _agreement(runner, reference, data)
+        agreement = _agreement(runner, reference, data, decision)
         result.update(agreement)
         if agreement["top1_agreement"] < agreement["top1_bound"]:
             failures.append(_failure(
                 name, "output_0", "agreement",
-                f"top-1 agreement with Keras {agreement['top1_agreement']:.4f} on "
+                f"{agreement_name(agreement)} with Keras {agreement['top1_agreement']:.4f} on "
                 f"{agreement['samples']} samples is below the bound "
                 f"{agreement['top1_bound']} (max abs diff "
                 f"{result['outputs'][0]['max_abs_diff']:.3g})",
@@ -177,15 +209,13 @@ def compare_with_litert(name, runner, path, data, steps) -> tuple[dict, list[dic
                              MICRO_MAX_STEPS)]
 
 
-def _agreement(runner, reference, data) -> dict:
-    """Top-1 agreement of the first output with Keras on real data."""
+def _agreement(runner, reference, data, decision="argmax") -> dict:
+    """Agreement of the first output's decisions with Keras' on real data (the key
+    keeps its name, ``top1_agreement``, for every decision)."""
     x = _agreement_inputs(data)
-    ref = reference.run(x)[0]
-    got = np.concatenate([runner.run(x[i:i + 256])[0] for i in range(0, len(x), 256)])
-    if ref.ndim >= 2 and ref.shape[-1] > 1:
-        agree = float(np.mean(np.argmax(got, -1) == np.argmax(ref, -1)))
-    else:
-        # A single unit: agreement means the same side of 0.5 (sigmoid output).
-        agree = float(np.mean((got > 0.5) == (ref > 0.5)))
-    return {"top1_agreement": round(agree, 6), "top1_bound": INT8_TOP1_BOUND,
-            "samples": int(len(x))}
+    ref = decide(reference.run(x)[0], decision)
+    got = decide(np.concatenate([runner.run(x[i:i + 256])[0]
+                                 for i in range(0, len(x), 256)]), decision)
+    same = (got == ref).reshape(len(x), -1).all(axis=1)
+    return {"top1_agreement": round(float(np.mean(same)), 6), "top1_bound": INT8_TOP1_BOUND,
+            "samples": int(len(x)), "decision": decision}

@@ -9,8 +9,8 @@ Example:
     >>> models.learn(models.create_model("hopfield", units=64), patterns)  # own rule, no backprop
 """
 import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
-from models._registry import (Family, ModelSpec, create_model, describe, is_classifier,
-                              list_models, model_spec, register_model)
+from models._registry import (Family, ModelSpec, create_model, decision_of, describe,
+                              is_classifier, list_models, model_spec, register_model)
 from models.errors import LearningRuleError, ModelConfigError, ModelLoadError, UnknownModelError
 from models.rules import learn
 
@@ -26,5 +26,5 @@ __all__ = [
     "Audit", "AuditRow", "anneal", "audit", "learn", "load_model", "resolve_model",
     "Family", "ModelSpec", "LearningRuleError", "ModelConfigError", "ModelLoadError",
     "UnknownModelError",
-    "create_model", "describe", "is_classifier", "list_models", "model_spec", "register_model",
+    "create_model", "decision_of", "describe", "is_classifier", "list_models", "model_spec", "register_model",
 ]

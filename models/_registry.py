@@ -40,6 +40,11 @@ class Family:
             that default from each other (e.g. ``units`` from ``input_shape`` and vice
             versa); ``given`` is the set of keys the caller or preset set, so it can tell
             a default from an explicit contradiction.
+        decision: what the first output decides, which is what an int8 artifact
+            must agree with Keras on (``export.validate.DECISIONS``): "argmax"
+            (class scores, ART1's categories), "argmin" (a SOM's best-matching
+            unit), "sign" (a bipolar recalled state, every unit) or "bits" (a
+            binary state or probabilities, every unit on the same side of 0.5).
     """
     name: str
     defaults: Mapping[str, Any]
@@ -49,6 +54,7 @@ class Family:
     validate: Callable[[dict], None] | None = None
     learning_rule: str | None = None
     derive: Callable[[dict, set], None] | None = None
+    decision: str = "argmax"
 
     def variant(self, overrides: Mapping[str, Any], **preset) -> "ModelSpec":
         """Merge ``defaults <- preset <- overrides`` and validate the result.
@@ -195,6 +201,15 @@ def is_classifier(name: str) -> bool:
         UnknownModelError: unknown name.
     """
     return model_spec(name).config.get("num_classes") is not None
+
+
+def decision_of(name: str) -> str:
+    """What registered model ``name``'s first output decides (:attr:`Family.decision`).
+
+    Raises:
+        UnknownModelError: unknown name.
+    """
+    return model_spec(name).family.decision
 
 
 def describe(name: str, **overrides) -> dict:

@@ -187,6 +187,7 @@ BAM = Family(
     derive=lambda cfg, given: _classic.derive_units(cfg, given, "input_units"),
     validate=_validate,
     learning_rule="bam_hebbian",
+    decision="sign",
 )
 
 

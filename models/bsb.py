@@ -107,6 +107,7 @@ BSB = Family(
     derive=lambda cfg, given: _classic.derive_units(cfg, given, "units"),
     validate=_validate,
     learning_rule="bsb_hebbian",
+    decision="sign",
 )
 
 

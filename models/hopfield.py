@@ -137,6 +137,7 @@ HOPFIELD = Family(
     derive=lambda cfg, given: _classic.derive_units(cfg, given, "units"),
     validate=_validate,
     learning_rule="hebbian",
+    decision="sign",
 )
 
 

@@ -176,6 +176,7 @@ RBM = Family(
     derive=lambda cfg, given: _classic.derive_units(cfg, given, "visible_units"),
     validate=lambda cfg: _layers.positive_int(cfg, "hidden_units"),
     learning_rule="contrastive_divergence",
+    decision="bits",
 )
 
 

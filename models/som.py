@@ -201,6 +201,7 @@ SOM = Family(
     reference="Kohonen (1982), Biological Cybernetics 43:59-69; Kohonen (1990), Proc. IEEE 78(9)",
     validate=_validate,
     learning_rule="som",
+    decision="argmin",
 )
 
 

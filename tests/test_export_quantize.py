@@ -160,3 +160,61 @@ def test_flex_ops_refused_unless_allowed(tmp_path):
     a = manifest["artifacts"][0]
     assert a["uses_flex"] is True and a["edge_ready"] is False
     assert "FlexCumprod" in a["ops"]
+
+
+# --- what an int8 artifact must agree on: the decision its output encodes ----------
+
+class _Fixed:
+    """A runner that returns one fixed output array (sliced like a real batch)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.input_spec = [{"shape": [None, 4], "dtype": "float32"}]
+
+    def run(self, inputs):
+        n = len(inputs[0]) if isinstance(inputs, list) else len(inputs)
+        start = getattr(self, "_at", 0)
+        self._at = (start + n) % len(self.out)
+        return [self.out[start:start + n]]
+
+
+@pytest.mark.parametrize("decision, reference", [
+    ("argmax", lambda a, b: a.argmax(1) == b.argmax(1)),
+    ("argmin", lambda a, b: a.argmin(1) == b.argmin(1)),
+    ("sign", lambda a, b: np.all(np.sign(a) == np.sign(b), axis=1)),
+    ("bits", lambda a, b: np.all((a > 0.5) == (b > 0.5), axis=1)),
+])
+def test_int8_agreement_is_on_the_decision_of_the_output(decision, reference):
+    from export.validate import _agreement
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(-1, 1, (400, 6)).astype(np.float32)
+    if decision == "bits":
+        ref = (ref + 1) / 2
+    got = ref + rng.normal(0, 0.15, ref.shape).astype(np.float32)   # int8-like noise
+    data = np.zeros((400, 4), np.float32)
+    result = _agreement(_Fixed(got), _Fixed(ref), data, decision)
+    assert result["decision"] == decision and result["samples"] == 400
+    assert result["top1_agreement"] == pytest.approx(float(np.mean(reference(got, ref))))
+
+
+@pytest.mark.slow
+def test_int8_som_is_judged_by_its_best_matching_unit(tmp_path):
+    """A SOM's output is distances: its int8 file must pick the same best-matching
+    unit (argmin) as Keras, recomputed here with the raw interpreter."""
+    import data
+    import models
+    bundle = data.load_dataset("digits")
+    x, _ = bundle.as_numpy("train")
+    xt, _ = bundle.as_numpy("test")
+    som = models.create_model("som", input_shape=(32, 32, 1), grid=(4, 4))
+    models.learn(som, x, epochs=5, seed=0)
+    manifest = export.export_model(som, tmp_path / "out", formats=["tflite"], quantize="int8",
+                                   representative_data=x, validation_data=xt)
+    a = manifest["artifacts"][0]
+    got = run_raw(tmp_path / "out" / a["path"], xt)[0]
+    ref = keras_outputs(som, xt)[0]
+    assert a["validation"]["decision"] == "argmin"
+    assert a["validation"]["top1_agreement"] == pytest.approx(
+        float(np.mean(got.argmin(1) == ref.argmin(1))), abs=1e-9)
+    from export.manifest import _validation_cell
+    assert _validation_cell(a["validation"]).startswith("best-matching-unit agreement")

@@ -183,3 +183,14 @@ def test_residual_skips_are_identities():
     rows = {r.name: r for r in models.audit(model).rows}
     # Identity mappings: only the last sum is activated (before the head).
     assert rows["block_1_add"].activation is None and rows["block_2_add"].activation == "relu"
+
+
+def test_every_family_names_a_decision_the_exporter_knows():
+    """``Family.decision`` is what an int8 artifact must agree with Keras on."""
+    from export.validate import DECISIONS
+    decisions = {name: models.decision_of(name) for name in models.list_models()}
+    assert set(decisions.values()) <= set(DECISIONS)
+    assert decisions["som"] == "argmin" and decisions["hopfield"] == "sign"
+    assert decisions["rbm"] == "bits" and decisions["exam_mlp"] == "argmax"
+    # a classifier's output decides by argmax, whatever its family
+    assert all(decisions[n] == "argmax" for n in models.list_models() if models.is_classifier(n))

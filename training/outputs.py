@@ -181,7 +181,8 @@ def _validation_summary(val) -> str:
         return "not validated"
     verdict = "validated" if val.get("passed") else "FAILED validation"
     if "top1_agreement" in val:
-        return (f"{verdict}: top-1 agreement {val['top1_agreement']:.2%} with Keras "
+        from export.validate import agreement_name
+        return (f"{verdict}: {agreement_name(val)} {val['top1_agreement']:.2%} with Keras "
                 f"on {val.get('samples')} held-out images (bound {val.get('top1_bound'):.0%})")
     if "max_abs_diff" in val:
         return f"{verdict}: max |diff| vs Keras {val['max_abs_diff']:.1e} (atol {val.get('atol')})"
