@@ -1,5 +1,5 @@
-"""utils.io (issue 12 §3): a re-published directory is never missing or partial for a
-reader, and the umask is read without being changed."""
+"""utils.io: a re-published directory stays a plain directory that is never missing
+or partial for a reader, and the umask is read without being changed."""
 import builtins
 import os
 import stat
@@ -28,7 +28,7 @@ def test_a_reader_never_sees_a_missing_or_partial_export(tmp_path, monkeypatch):
     out = tmp_path / "out"
     built = [tiny_model(seed=0), tiny_model(seed=1)]
     export.export_model(built[1], out, formats=("saved_model",))
-    failures, polls = [], [0]
+    failures, polls, replaced = [], [0], [0]
 
     def read_once():
         try:
@@ -45,9 +45,12 @@ def test_a_reader_never_sees_a_missing_or_partial_export(tmp_path, monkeypatch):
                 manifest_io.verify(manifest_io.artifact_path(pinned, entry), entry)
             polls[0] += 1
         except Exception as exc:  # noqa: BLE001 - every failure is a finding
+            if os.fstat(fd).st_ino != os.stat(out).st_ino:
+                replaced[0] += 1  # the pinned version was replaced (and is being deleted): reopen
+                os.close(fd)
+                return read_once()
             failures.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            os.close(fd)
+        os.close(fd)
 
     for module, name in ((os, "replace"), (os, "rename"), (shutil, "rmtree")):
         def after(*args, _real=getattr(module, name), **kwargs):
@@ -74,10 +77,9 @@ def test_a_reader_never_sees_a_missing_or_partial_export(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert failures == []
     assert polls[0] >= 100, polls  # ~ a dozen renames per export, plus the thread
-    # The current version and the one before it remain, nothing else (no .tmp, no .link).
-    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name != "out")
-    assert len(hidden) == 2 and all(n.startswith(".out.") and n.endswith(".v") for n in hidden)
-    assert os.readlink(out) in hidden
+    # A plain directory, nothing beside it (no .tmp, no old version, no link).
+    assert out.is_dir() and not out.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_first_publication_is_a_plain_directory_and_a_failure_changes_nothing(tmp_path):
@@ -93,28 +95,68 @@ def test_first_publication_is_a_plain_directory_and_a_failure_changes_nothing(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
-def test_replacing_a_plain_directory_keeps_it_as_the_previous_version(tmp_path):
+def test_replacing_a_directory_keeps_it_plain_with_nothing_beside_it(tmp_path):
     target = tmp_path / "d"
     target.mkdir()
     (target / "a.txt").write_text("old")
-    with io.atomic_directory(target) as tmp:
-        (tmp / "a.txt").write_text("new")
-    assert target.is_symlink() and (target / "a.txt").read_text() == "new"
-    versions = [p for p in tmp_path.iterdir() if p.name != "d"]
-    assert sorted((p / "a.txt").read_text() for p in versions) == ["new", "old"]
-    with io.atomic_directory(target) as tmp:
-        (tmp / "a.txt").write_text("newer")
-    # "old" is two publications back now: pruned.
-    assert sorted((p / "a.txt").read_text() for p in tmp_path.iterdir() if p.name != "d") \
-        == ["new", "newer"]
-
-
-def test_remove_directory_removes_the_link_and_its_versions(tmp_path):
-    target = tmp_path / "d"
-    for text in ("1", "2", "3"):
+    for text in ("new", "newer"):
         with io.atomic_directory(target) as tmp:
             (tmp / "a.txt").write_text(text)
+        assert target.is_dir() and not target.is_symlink()
+        assert (target / "a.txt").read_text() == text
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_exports_into_an_empty_temporary_directory_leave_it_plain(tmp_path):
+    import tempfile
+
+    import export
+    from tests._export_helpers import tiny_model
+
+    with tempfile.TemporaryDirectory(dir=tmp_path) as work:
+        out = Path(work) / "out"
+        out.mkdir()
+        for seed in range(3):
+            export.export_model(tiny_model(seed=seed), out, formats=("onnx",), validate=False)
+            assert out.is_dir() and not out.is_symlink()
+            assert sorted(p.name for p in Path(work).iterdir()) == ["out"]
+            assert (out / "manifest.json").is_file()
+    assert list(tmp_path.iterdir()) == []  # the context manager cleaned up
+
+
+def test_a_link_from_an_earlier_release_becomes_a_plain_directory(tmp_path):
+    target = tmp_path / "d"
+    version = tmp_path / ".d.abc.v"
+    version.mkdir()
+    (version / "a.txt").write_text("old")
+    target.symlink_to(version.name)
+    with io.atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert target.is_dir() and not target.is_symlink()
+    assert (target / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_without_rename_exchange_two_renames_publish_the_same(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "_exchange", lambda a, b: False)
+    target = tmp_path / "d"
+    for text in ("one", "two"):
+        with io.atomic_directory(target) as tmp:
+            (tmp / "a.txt").write_text(text)
+    assert (target / "a.txt").read_text() == "two" and not target.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_remove_directory_removes_a_plain_directory_or_an_old_link_and_its_versions(tmp_path):
+    target = tmp_path / "d"
+    with io.atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("1")
     (tmp_path / "keep.txt").write_text("not ours")
+    io.remove_directory(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    version = tmp_path / ".d.abc.v"
+    version.mkdir()
+    target.symlink_to(version.name)
     io.remove_directory(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
     io.remove_directory(target)  # already gone: fine

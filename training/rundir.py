@@ -60,7 +60,7 @@ class RunDir:
 def remove_run(run_dir: Path) -> None:
     """Delete the files and directories a run wrote (and nothing else) from ``run_dir``."""
     for name in RUN_DIRS:
-        remove_directory(run_dir / name)  # a re-published export/ is a link to its version
+        remove_directory(run_dir / name)  # also a link left by an earlier release
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
 

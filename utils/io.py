@@ -4,12 +4,10 @@ Every output of the project (checkpoint, model, export, report) is written to
 a temporary name in the same directory and ``os.replace``-d into place, so a
 reader only ever sees the old good state or the new good state.
 
-A new directory appears with one rename. An existing one cannot be replaced
-by a rename in one step, so :func:`atomic_directory` then publishes versions:
-the content lives in a hidden ``.NAME.XXXX.v`` directory beside ``NAME``, and
-``NAME`` is a symbolic link to it that one ``os.replace`` swaps. ``NAME``
-never goes missing and always names one complete version. Delete such a
-directory with :func:`remove_directory` (``shutil.rmtree`` refuses a link).
+A new directory appears with one rename; an existing one is swapped with
+its replacement in one step (Linux ``renameat2(RENAME_EXCHANGE)``, see
+:func:`atomic_directory`), so ``NAME`` stays a plain directory that never
+goes missing and always holds one complete version.
 """
 from __future__ import annotations
 
@@ -112,19 +110,26 @@ def atomic_write_json(path: str | os.PathLike, obj, **kwargs) -> Path:
 def atomic_directory(path: str | os.PathLike):
     """Yield a fresh temporary directory beside ``path``; publish it there on success.
 
-    On success the directory appears at ``path`` in one atomic step: renamed
-    there when ``path`` is new, else published as a version behind a symbolic
-    link that ``os.replace`` swaps. A reader never finds ``path`` missing or
-    half-written, only the old or the new directory. The version it replaced
-    is kept until the next publication (a reader that resolved the link just
-    before still reads a complete directory); older ones are deleted. On
-    failure the temporary directory is deleted and ``path`` is left exactly
-    as it was.
+    On success the directory appears at ``path`` in one atomic step and stays a
+    plain directory (no symbolic link, no version folders beside it): a new
+    ``path`` is renamed into place; an existing one is swapped with the new
+    directory by Linux's ``renameat2(RENAME_EXCHANGE)``, and the old one is then
+    deleted. A reader that opens ``path`` never finds it missing or
+    half-written, only the old or the new directory. Where RENAME_EXCHANGE is
+    unavailable (not Linux, or a file system without it) the old directory is
+    renamed away first and the new one renamed into place: two renames, with a
+    short moment in which ``path`` is missing. A ``path`` that is a symbolic
+    link to a version folder (the layout of earlier releases) is replaced the
+    same way and its version folders are deleted. On failure the temporary
+    directory is deleted and ``path`` is left exactly as it was.
 
     A reader that needs several files of one version pins it: it opens the
     directory once and reads relative to that descriptor (``dir_fd=``, or
     ``/proc/self/fd/N/...``); reading ``path/a`` then ``path/b`` may straddle
-    a publication and mix two complete versions.
+    a publication and mix two complete versions. A pinned version that a
+    publication replaced is deleted under the reader: when a read fails and
+    ``os.fstat(fd).st_ino`` is no longer ``os.stat(path).st_ino``, the reader
+    opens ``path`` again.
 
     Example:
         >>> with atomic_directory("exports/exam") as tmp:
@@ -141,48 +146,35 @@ def atomic_directory(path: str | os.PathLike):
     _publish_mode(tmp, directory=True)
     if not os.path.lexists(path):
         try:
-            os.rename(tmp, path)  # a new directory: one rename, no link needed
+            os.rename(tmp, path)  # a new directory: one rename
             return
         except OSError:
             if not os.path.lexists(path):
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            # Another writer created it meanwhile: publish as a version instead.
-    version = tmp.with_name(tmp.name[:-len(".tmp")] + _VERSION_SUFFIX)
-    os.replace(tmp, version)  # not yet visible at `path`: a plain rename is enough
-    previous = os.readlink(path) if path.is_symlink() else None
-    link = version.with_name(version.name[:-len(_VERSION_SUFFIX)] + ".link")  # unique: tmp's
-    os.symlink(version.name, link)  # relative: the parent folder may move
+            # Another writer created it meanwhile: exchange with theirs instead.
+    legacy = _versions(path) if path.is_symlink() else []
     try:
-        if path.is_dir() and not path.is_symlink():
-            previous = _replace_real_directory(link, path)
-        else:
-            os.replace(link, path)
+        if not _exchange(tmp, path):
+            parked = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.rmdir(parked)
+            os.replace(path, parked)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(parked, path)  # put the old directory back
+                raise
+            tmp = parked
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(link)
-        shutil.rmtree(version, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _prune_versions(path, keep={version.name, previous})
-
-
-def _replace_real_directory(link: Path, path: Path) -> str | None:
-    """Put ``link`` where a plain directory ``path`` (its first publication) is.
-
-    Linux swaps the two in one step (``renameat2(RENAME_EXCHANGE)``) and the old
-    directory becomes the previous version (its name is returned); where that
-    is unavailable the old directory is renamed away first (a short gap, once).
-    """
-    if _exchange(link, path):
-        previous = link.with_name(link.name[:-len(".link")] + ".old" + _VERSION_SUFFIX)
-        os.replace(link, previous)  # `link` named the old directory after the swap
-        return previous.name
-    parked = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-    os.rmdir(parked)
-    os.replace(path, parked)
-    os.replace(link, path)
-    shutil.rmtree(parked, ignore_errors=True)
-    return None
+    # `tmp` now names the old directory (or the old link): delete it.
+    if tmp.is_symlink():
+        os.unlink(tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for version in legacy:
+        shutil.rmtree(version, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -207,17 +199,10 @@ def _versions(path: Path) -> list[Path]:
             and p.name.endswith(_VERSION_SUFFIX) and p.is_dir() and not p.is_symlink()]
 
 
-def _prune_versions(path: Path, keep: set) -> None:
-    with contextlib.suppress(OSError):
-        keep = keep | {os.readlink(path)}  # another writer may have published meanwhile
-    for version in _versions(path):
-        if version.name not in keep:
-            shutil.rmtree(version, ignore_errors=True)
-
-
 def remove_directory(path: str | os.PathLike) -> None:
-    """Delete a directory written by :func:`atomic_directory` (link and versions),
-    or a plain directory; a missing ``path`` is fine."""
+    """Delete a directory written by :func:`atomic_directory`: a plain directory, or
+    a link to version folders from earlier releases (link and versions); a
+    missing ``path`` is fine."""
     path = Path(path)
     if path.is_symlink():
         os.unlink(path)
