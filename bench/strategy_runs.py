@@ -11,7 +11,7 @@ touches all of them alike; the load average is recorded beside each run.
 
 The data: the 5,000 real MNIST digits of the default ``digits`` set repeated
 ``copies`` times into a ``.npz`` (6 copies: 21,000 training images, the
-set-up of issue 14), held in memory by every process.
+set-up of docs/training.md), held in memory by every process.
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from utils.cli import ArgumentParser, quiet_tensorflow, run_cli  # noqa: E402
 
 MODELS = ("exam_mlp", "deep_mlp_8x64")
-STRATEGY_MODEL = "deep_mlp_8x64"  # the model of issue 14's measurements
+STRATEGY_MODEL = "deep_mlp_8x64"  # the model of docs/training.md's distributed figures
 
 
 def _torch_model(name: str):

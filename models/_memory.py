@@ -186,7 +186,7 @@ class AutoAssociative(_classic.ClassicModel):
             states.append(np.asarray(one_step(tf.constant(states[-1]))))
         return np.stack(states)
 
-    # train.py hooks (HOOKS.md)
+    # train.py hooks (docs/models.md, "Hooks of a model with its own rule")
     def prepare_training_data(self, x, y):
         """Digits -> one bipolar prototype per class (see :func:`class_prototypes`)."""
         return class_prototypes(x, y)

@@ -96,7 +96,7 @@ class Art1(_classic.ClassicModel):
         scores = self.predict_rows(self.as_rows(x), batch_size=512)
         return np.where(scores.max(axis=1) < 0, -1, scores.argmax(axis=1))
 
-    # train.py hooks (HOOKS.md)
+    # train.py hooks (docs/models.md, "Hooks of a model with its own rule")
     def prepare_training_data(self, x, y):
         """Images in [0, 1] -> binary patterns (threshold 0.5); labels kept for scoring."""
         return (self.as_rows(x) > 0.5).astype(np.float32), y

@@ -99,7 +99,7 @@ class Bam(_classic.ClassicModel):
                                     f"{len(y)} y rows")
         return np.asarray(self.memory.energy(x, y))
 
-    # train.py hooks (HOOKS.md)
+    # train.py hooks (docs/models.md, "Hooks of a model with its own rule")
     def prepare_training_data(self, x, y):
         """Digits -> pairs (class prototype image, class code): see :func:`class_codes`."""
         prototypes, classes = _memory.class_prototypes(x, y)

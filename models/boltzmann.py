@@ -135,7 +135,7 @@ class BoltzmannMachine(_classic.ClassicModel):
         s = np.asarray(states, np.float64).reshape(-1, self.machine.units)
         return -0.5 * np.einsum("ni,ij,nj->n", s, w, s) - s @ b
 
-    # train.py hooks (HOOKS.md)
+    # train.py hooks (docs/models.md, "Hooks of a model with its own rule")
     def prepare_training_data(self, x, y):
         """Images in [0, 1] -> binary patterns (pixels above 0.5 are on); no labels."""
         return (np.asarray(x) > 0.5).astype(np.float32), None

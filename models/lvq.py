@@ -83,7 +83,7 @@ class Lvq(_classic.ClassicModel):
         """Class of each prototype row."""
         return np.arange(self.codebook.prototypes.shape[0]) // self.codebook.prototypes_per_class
 
-    # train.py hooks (HOOKS.md); evaluation is the default top-1 accuracy of the call.
+    # train.py hooks (docs/models.md, "Hooks of a model with its own rule"); evaluation is the default top-1 accuracy of the call.
     def learning_plots(self, x, y, history, out_dir) -> dict:
         """``lvq_prototypes.png``: the prototypes as images (one row per class)."""
         shape = _plots.image_shape(self._config["input_shape"])

@@ -111,7 +111,7 @@ class Rbm(_classic.ClassicModel):
         v = self.as_rows(v, "v").astype(np.float64)
         return -v @ b - np.logaddexp(0.0, v @ w + c).sum(axis=1)
 
-    # train.py hooks (HOOKS.md)
+    # train.py hooks (docs/models.md, "Hooks of a model with its own rule")
     def prepare_training_data(self, x, y):
         """Images in [0, 1] are the visible probabilities; the rule needs no labels."""
         return x, None

@@ -100,7 +100,7 @@ class Som(_classic.ClassicModel):
         near = (np.abs(pos[:, None] - pos[None]).max(-1) == 1)
         return ((d * near).sum(1) / near.sum(1)).reshape(self.map.grid)
 
-    # train.py hooks (HOOKS.md)
+    # train.py hooks (docs/models.md, "Hooks of a model with its own rule")
     def evaluate_rule(self, x, y) -> dict:
         """Quantization and topographic error of the test rows."""
         return {"quantization_error": self.quantization_error(x),

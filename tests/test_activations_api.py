@@ -18,7 +18,7 @@ NAMES = activations.list_activations()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The issue's parameter table, typed in independently of the code.
-ISSUE_PARAMETERS = {
+COURSE_PARAMETERS = {
     "linear": {}, "binary_step": {"threshold": 0.0}, "sigmoid": {}, "tanh": {}, "relu": {},
     "leaky_relu": {"negative_slope": 0.01},
     "prelu": {"alpha_initializer": 0.25, "shared_axes": None},
@@ -33,9 +33,9 @@ CLASS_NAMES = {"binary_step": "BinaryStep", "hard_swish": "HardSwish", "prelu": 
                "leaky_relu": "LeakyReLU", "log_sigmoid": "LogSigmoid"}
 
 
-def test_the_issue_table_is_registered_with_its_parameters():
-    assert NAMES == sorted(ISSUE_PARAMETERS)
-    for name, params in ISSUE_PARAMETERS.items():
+def test_the_course_activations_are_registered_with_their_parameters():
+    assert NAMES == sorted(COURSE_PARAMETERS)
+    for name, params in COURSE_PARAMETERS.items():
         got = activations.describe(name)["parameters"]
         for key, default in params.items():
             assert key in got, f"{name} lacks parameter {key}"

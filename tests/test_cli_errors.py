@@ -1,4 +1,4 @@
-"""The narrow error policy (issue 12 §1): only typed errors and OSErrors about the
+"""The narrow error policy: only typed errors and OSErrors about the
 user's paths are bad input (one line, exit 2); anything else is a bug of ours
 (one "internal error" line, exit 1, the traceback with ZOO_DEBUG=1)."""
 import errno

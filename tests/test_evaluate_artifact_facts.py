@@ -1,4 +1,4 @@
-"""One owner for each artifact fact (issue 12 §2): the .keras loader and its error,
+"""One owner for each artifact fact: the .keras loader and its error,
 Lambda detection, artifact kinds, the child runner, the warm-up count, and a
 manifest that covers SavedModel directories too."""
 import json

@@ -1,4 +1,4 @@
-"""Microcontroller and mobile targets (issue 11), checked with runtimes the
+"""Microcontroller and mobile targets, checked with runtimes the
 exporter did not write: the TFLite Micro interpreter, LiteRT, onnxruntime, g++.
 
 One trained exam network is exported once with ``--formats

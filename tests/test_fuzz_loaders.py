@@ -1,4 +1,4 @@
-"""Bounded fuzzing of every artifact kind's loader (issue 12 §5).
+"""Bounded fuzzing of every artifact kind's loader.
 
 Hypothesis draws random truncations and bit flips of real artifacts (a small
 model saved as .keras and exported to SavedModel, ONNX and TFLite); each

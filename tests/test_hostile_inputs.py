@@ -1,4 +1,4 @@
-"""Hostile files, as a suite (issue 12 §5).
+"""Hostile files, as a suite.
 
 Every case goes through a real command line (in-process, through ``run_cli``)
 and must end in one line on stderr and exit status 2: no traceback, no crash

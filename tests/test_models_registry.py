@@ -9,7 +9,7 @@ from tests._models_helpers import built, summary_totals
 ALL = models.list_models()
 
 
-def test_registry_has_the_issue_models():
+def test_registry_has_the_course_models():
     for name in ("perceptron", "neuron_2in", "feedforward_2_2_1", "exam_mlp", "deep_mlp",
                  "residual_mlp", "lenet5"):
         assert name in ALL

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from _train_helpers import small_config, weights
+from training import OPTIMIZERS
 
 
 def test_lr_schedules_follow_their_formulas():
@@ -27,14 +28,14 @@ def test_lr_schedules_follow_their_formulas():
         assert float(step(t)) == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop", "adamw"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_optimizer_name_builds(name):
-    from training import OPTIMIZERS, TrainConfig
+    from training import TrainConfig
     from training.factories import make_optimizer
 
-    assert name in OPTIMIZERS
     opt = make_optimizer(TrainConfig(optimizer=name, lr=0.01), 5)
     assert type(opt).__name__.lower() == name
+    assert float(opt.learning_rate) == pytest.approx(0.01)
 
 
 def _one_step_config(tmp_path, **overrides):
@@ -198,19 +199,6 @@ def test_mixed_precision_computes_in_bfloat16_and_learns(tmp_path):
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_matches_the_single_device_path(tmp_path):
-    from training import train
-
-    single = train(small_config(tmp_path / "a", epochs=1, jit_compile=False,
-                                model_overrides={"depth": 2, "width": 32}))
-    mirrored = train(small_config(tmp_path / "b", epochs=1, strategy="mirrored",
-                                  model_overrides={"depth": 2, "width": 32}))
-    # Same data order and maths through tf.data + strategy.run on one CPU replica.
-    for a, b in zip(weights(single.model), weights(mirrored.model)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.slow
 def test_export_flag_hands_the_model_to_the_exporter(tmp_path, capsys):
     import train as train_cli
     from utils.cli import run_cli
@@ -223,8 +211,8 @@ def test_export_flag_hands_the_model_to_the_exporter(tmp_path, capsys):
     manifest = json.loads((out / "export" / "manifest.json").read_text())
     kinds = {(a["format"], a["quantization"]) for a in manifest["artifacts"]}
     assert {("saved_model", None), ("onnx", None), ("tflite", None)} <= kinds
-    # int8 ships only when it validated; otherwise train.py says it left it out.
-    assert ("tflite", "int8") in kinds or "int8 TFLite left out" in stdout
+    # int8 ships exactly when it validated; otherwise train.py says it left it out.
+    assert (("tflite", "int8") in kinds) != ("int8 TFLite left out" in stdout)
     lines = [line for line in stdout.splitlines() if "export:" in line]
     for art in manifest["artifacts"]:
         assert (out / "export" / art["path"]).exists()

@@ -5,7 +5,7 @@ cluster on loopback ports picked by binding port 0. The reference is a
 single-process run of the same config on the default (single-device) path:
 the workers' shards of each global batch are exact halves of it, so the
 all-reduced gradient equals the single-process one up to summation order.
-A lost worker (issue 12): killed, or hanging with its threads alive, the other
+A lost worker: killed, or hanging with its threads alive, the other
 worker stops with one line and exit status 75, and a restarted cluster ends
 bitwise where the uninterrupted one did (tests/_cluster_helpers.py).
 """

@@ -9,7 +9,7 @@ The end of the run writes the same files as every run (model.keras, audit,
 summary.json with the test metrics, curves.png, ``--export``) plus the model's
 own ``learning_plots``.
 
-The model's optional hooks (see HOOKS in the docs): ``prepare_training_data(x, y)``,
+The model's optional hooks (docs/models.md, "Hooks of a model with its own rule"): ``prepare_training_data(x, y)``,
 ``evaluate_rule(x, y) -> dict`` and ``learning_plots(x, y, history, out_dir)``.
 
 Resume: a rule's ``fit`` always starts at epoch 0, and epoch k's randomness is

@@ -1,6 +1,6 @@
 """The one place where errors become what a command line prints and its exit status.
 
-The policy (issue 12, DESIGN.md "Errors"):
+The policy:
 
 * bad input -- a typed error of ours (:class:`utils.errors.ZooError`) or an
   ``OSError`` about a path (missing file, no permission, disk full) -- is one
