@@ -1,7 +1,6 @@
 """The activation registry: one dict, filled by ``@register_activation``."""
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from typing import Callable
 import keras
 
 from activations.errors import ActivationParameterError, UnknownActivationError  # noqa: F401
+from utils.names import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,8 @@ def _entry(name) -> ActivationEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UnknownActivationError(
-            f"Unknown activation {name!r}.{hint} "
+            f"Unknown activation {name!r}.{did_you_mean(name, _REGISTRY)} "
             f"See activations.list_activations() for all {len(_REGISTRY)} names."
         ) from None
 

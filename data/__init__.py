@@ -21,11 +21,12 @@ official test set, and ``validation_fraction`` of the official train set.
 from __future__ import annotations
 
 import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
-import difflib
 import os
 from pathlib import Path
 
 import numpy as np
+
+from utils.names import did_you_mean
 
 from ._bundle import SPLITS, DatasetBundle, epoch_permutation
 from ._errors import (CorruptDatasetError, DatasetError, DatasetNotInstalledError,
@@ -58,8 +59,7 @@ def describe(name: str) -> str:
 
 
 def _unknown(name) -> UnknownDatasetError:
-    close = difflib.get_close_matches(str(name), list_datasets(), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    hint = did_you_mean(name, list_datasets(), quote=True)
     return UnknownDatasetError(
         f"Unknown dataset {name!r}.{hint} Choose one of {list_datasets()}, 'tfds:<name>', "
         "a folder with one subfolder per class, or a .npz file.")

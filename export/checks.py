@@ -8,7 +8,6 @@ output path and the real-data arrays. Each failure is an
 """
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from export.errors import ExportError
+from utils.names import did_you_mean
 
 FORMATS = ("saved_model", "onnx", "tflite", "tflite_micro")
 # tflite_micro needs calibration data, so it is not among the defaults.
@@ -45,8 +45,7 @@ class Options:
 
 
 def _closest(value, choices) -> str:
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=2, cutoff=0.4)
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return did_you_mean(value, choices, n=2, cutoff=0.4, quote=True)
 
 
 def check_formats(formats) -> list[str]:
