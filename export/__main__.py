@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from export.checks import DEFAULT_FORMATS, FORMATS  # `python -m export` has imported export already
 from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
 from utils.errors import UsageError
 
@@ -22,8 +23,8 @@ def _export_parser() -> ArgumentParser:
         "`python -m export bench DIR`.")
     p.add_argument("model", help="the .keras file")
     p.add_argument("--out", required=True, help="export directory (replaced atomically)")
-    p.add_argument("--formats", default="saved_model,onnx,tflite",
-                   help="comma-separated subset of saved_model,onnx,tflite,tflite_micro "
+    p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
+                   help=f"comma-separated subset of {','.join(FORMATS)} "
                    "(tflite_micro: fully-int8 batch-1 model + model_data.h/.cc + "
                    "op_resolver.h, needs --representative-data)")
     p.add_argument("--quantize", default=None,

@@ -62,6 +62,16 @@ class LearningRule:
     reference: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
+    def unknown_parameter(self, key: str, value, accepted=None) -> str:
+        """The message for parameter ``key=value`` that this rule does not take.
+
+        ``accepted`` narrows the names offered as accepted (default: all of ``params``).
+        """
+        accepted = list(self.params if accepted is None else accepted)
+        return (f"Unknown parameter {key!r} for learning rule {self.name!r}."
+                f"{did_you_mean(key, self.params)} Accepted: {', '.join(accepted) or 'none'}. "
+                f"Received: {key}={value!r}")
+
 
 _RULES: dict[str, LearningRule] = {}
 _FIT_ARGS = {"model", "x", "y", "epochs", "seed", "on_epoch_end"}
@@ -149,10 +159,7 @@ def learn(model, x, y=None, *, epochs: int | None = None, seed: int = 0,
     unknown = [k for k in rule_params if k not in rule.params]
     if unknown:
         key = unknown[0]
-        raise LearningRuleError(
-            f"Unknown parameter {key!r} for learning rule {rule.name!r}."
-            f"{did_you_mean(key, rule.params)} Accepted: {', '.join(rule.params) or 'none'}. "
-            f"Received: {key}={rule_params[key]!r}")
+        raise LearningRuleError(rule.unknown_parameter(key, rule_params[key]))
     if rule.supervised and y is None:
         raise LearningRuleError(f"Learning rule {rule.name!r} is supervised: pass the labels "
                                 "as y (models.learn(model, x, y)).")

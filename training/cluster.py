@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 
 from .checkpoint import list_checkpoints
+from .config import DEFAULT_WORKER_TIMEOUT
 from .errors import WorkerLostError
 
 WORKER_LOST_EXIT = 75  # EX_TEMPFAIL: the run can be continued (--resume)
-DEFAULT_WORKER_TIMEOUT = 60.0  # seconds a worker waits in an all-reduce for the others
 _HEALTH_CHECK_MS = 5000  # per peer, when naming the lost worker
 
 

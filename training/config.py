@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ from utils.names import did_you_mean
 
 from .errors import ConfigMismatchError, TrainingError
 from .pretrain import check_method as check_pretrain
+
+DEFAULT_WORKER_TIMEOUT = 60.0  # seconds a worker waits in an all-reduce for the others
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -98,7 +99,7 @@ class TrainConfig:
     rule_args: dict = dataclasses.field(default_factory=dict)
     quiet: bool = False
     export: bool = False
-    worker_timeout: float = 60.0
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT
     pretrain: str | None = None
 
     def __post_init__(self):
@@ -141,8 +142,7 @@ class TrainConfig:
                                      ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
                                      ("strategy", self.strategy, STRATEGIES)):
             if value not in choices:
-                close = difflib.get_close_matches(str(value), choices, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(value, choices, n=1, cutoff=0.6, quote=True)
                 raise TrainingError(f"Unknown {name} {value!r}.{hint} Choose one of "
                                     f"{', '.join(choices)}.")
         check_pretrain(self.pretrain)
@@ -190,11 +190,8 @@ class TrainConfig:
                 raise TrainingError(f"Pass the rule's {key} with {_RULE_FLAGS[key][1]}, not "
                                     f"--rule-arg; received {key}={value!r}.")
             if key not in rule.params:
-                raise TrainingError(
-                    f"Unknown parameter {key!r} for learning rule {rule.name!r}."
-                    f"{did_you_mean(key, rule.params)} Accepted: "
-                    f"{', '.join(k for k in rule.params if k not in _RULE_FLAGS) or 'none'}. "
-                    f"Received: {key}={value!r}")
+                raise TrainingError(rule.unknown_parameter(
+                    key, value, accepted=[k for k in rule.params if k not in _RULE_FLAGS]))
         filled = {"epochs": self.epochs or rule.default_epochs}
         for param, (field, flag) in _RULE_FLAGS.items():
             given = getattr(self, field)
