@@ -1,12 +1,12 @@
 """Shared pieces of every activation layer: the base class and argument checks."""
 from __future__ import annotations
 
-import math
-import numbers
+import functools
 
 import keras
 
 from activations._registry import ActivationParameterError
+from utils import checks
 
 
 class ActivationLayer(keras.layers.Layer):
@@ -24,28 +24,8 @@ class ActivationLayer(keras.layers.Layer):
         return input_shape
 
 
-def check_number(name: str, value, *, minimum: float | None = None,
-                 strict: bool = False) -> float:
-    """Return ``value`` as a float after checking it is a finite real number.
-
-    Args:
-        name: parameter name used in the error message.
-        value: the received value.
-        minimum: lower bound (inclusive unless ``strict``); None for no bound.
-        strict: require ``value > minimum`` instead of ``>=``.
-
-    Raises:
-        ActivationParameterError: not a finite number, or below ``minimum``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(float(value)):
-        raise ActivationParameterError(
-            f"`{name}` must be a finite number. Received: {name}={value!r}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        bound = ">" if strict else ">="
-        raise ActivationParameterError(
-            f"`{name}` must be {bound} {minimum}. Received: {name}={value!r}")
-    return float(value)
+#: A finite real number, optionally bounded; raises ActivationParameterError.
+check_number = functools.partial(checks.check_number, error=ActivationParameterError)
 
 
 def check_bool(name: str, value) -> bool:
@@ -66,7 +46,7 @@ def check_int(name: str, value) -> int:
     Raises:
         ActivationParameterError: ``value`` is not an int.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not checks.is_int(value):
         raise ActivationParameterError(
             f"`{name}` must be an integer. Received: {name}={value!r}")
     return int(value)

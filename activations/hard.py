@@ -116,7 +116,7 @@ class _Shrink(ActivationLayer):
 
     def __init__(self, lambd=0.5, **kwargs):
         super().__init__(**kwargs)
-        self.lambd = check_number("lambd", lambd, minimum=0.0)
+        self.lambd = check_number("lambd", lambd, low=0.0)
 
     def get_config(self):
         return {**super().get_config(), "lambd": self.lambd}

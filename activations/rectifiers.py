@@ -1,14 +1,13 @@
 """The ReLU family: leaky, parametric (PReLU), randomized (RReLU), ELU, SELU."""
 from __future__ import annotations
 
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
 
 from activations._base import ActivationLayer, check_number
 from activations._registry import ActivationParameterError, register_activation
+from utils import checks
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="activations")
 
@@ -90,7 +89,7 @@ class LeakyReLU(ActivationLayer):
 
 
 def _initializer(value):
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    if checks.is_number(value):
         # A NumPy float64 keeps all digits in float64 layers (a Python float
         # would pass through float32 inside Constant) and is still a float.
         return keras.initializers.Constant(
@@ -106,10 +105,9 @@ def _initializer(value):
 def _shared_axes(value):
     if value is None:
         return None
-    axes = [value] if isinstance(value, numbers.Integral) else value
+    axes = [value] if checks.is_int(value) else value
     if not isinstance(axes, (list, tuple)) or not all(
-            isinstance(a, numbers.Integral) and not isinstance(a, bool) and a >= 1
-            for a in axes):
+            checks.is_count(a) for a in axes):
         raise ActivationParameterError(
             "`shared_axes` must be None or positive axis indices (the batch axis 0 "
             f"is always shared). Received: shared_axes={value!r}")
@@ -189,13 +187,12 @@ class RReLU(ActivationLayer):
 
     def __init__(self, lower=1.0 / 8, upper=1.0 / 3, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.lower = check_number("lower", lower, minimum=0.0)
+        self.lower = check_number("lower", lower, low=0.0)
         self.upper = check_number("upper", upper)
         if self.upper < self.lower:
             raise ActivationParameterError(
                 f"`upper` must be >= `lower` ({self.lower}). Received: upper={upper!r}")
-        if seed is not None and (isinstance(seed, bool)
-                                 or not isinstance(seed, numbers.Integral)):
+        if seed is not None and not checks.is_int(seed):
             raise ActivationParameterError(
                 f"`seed` must be None or an int. Received: seed={seed!r}")
         self.seed = seed

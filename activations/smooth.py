@@ -209,7 +209,7 @@ class Mish(ActivationLayer):
 
     def __init__(self, beta=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.beta = check_number("beta", beta, minimum=0.0, strict=True)
+        self.beta = check_number("beta", beta, low=0.0, open_low=True)
 
     def call(self, inputs):
         return mish(inputs, beta=self.beta)
@@ -239,7 +239,7 @@ class Softplus(ActivationLayer):
 
     def __init__(self, beta=1.0, threshold=20.0, **kwargs):
         super().__init__(**kwargs)
-        self.beta = check_number("beta", beta, minimum=0.0, strict=True)
+        self.beta = check_number("beta", beta, low=0.0, open_low=True)
         self.threshold = check_number("threshold", threshold)
 
     def call(self, inputs):

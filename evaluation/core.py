@@ -18,6 +18,7 @@ from . import artifacts as _artifacts
 from . import execute, metrics
 from .errors import EvaluationError
 from .isolation import call_isolated
+from utils.checks import is_count
 
 
 # Seed of the --limit subset: fixed, so limited runs are comparable with each other.
@@ -173,14 +174,13 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
     started = time.perf_counter()
     if isinstance(artifacts, (str, Path)):
         artifacts = [artifacts]
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    if not is_count(batch_size):
         raise EvaluationError(
             f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+    if limit is not None and not is_count(limit):
         raise EvaluationError(
             f"limit must be a positive integer or None. Received: limit={limit!r}")
-    if num_threads is not None and (not isinstance(num_threads, int)
-                                    or isinstance(num_threads, bool) or num_threads < 1):
+    if num_threads is not None and not is_count(num_threads):
         raise EvaluationError(
             f"num_threads must be a positive integer or None. Received: num_threads={num_threads!r}")
     resolved = _artifacts.resolve(list(artifacts))

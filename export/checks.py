@@ -16,6 +16,7 @@ import numpy as np
 
 from export.errors import ExportError
 from utils.names import did_you_mean
+from utils.checks import is_count, is_int, is_number
 
 FORMATS = ("saved_model", "onnx", "tflite", "tflite_micro")
 # tflite_micro needs calibration data, so it is not among the defaults.
@@ -98,7 +99,7 @@ def _check_opset(opset, formats):
     max_opset = onnx_ops.default_opset()
     if opset is None:
         return max_opset
-    if not isinstance(opset, (int, np.integer)) or not 9 <= opset <= max_opset:
+    if not is_int(opset) or not 9 <= opset <= max_opset:
         raise ExportError(f"opset must be an integer in 9..{max_opset} (newest supported "
                           f"by both tf2onnx and onnxruntime). Received: opset={opset!r}")
     return int(opset)
@@ -132,11 +133,10 @@ def check_options(*, formats, quantize, representative_data, opset, validate, at
         raise ExportError("quantize='int8' needs representative_data: real inputs [N, ...] "
                           "for calibration and the top-1 check (CLI: --representative-data "
                           "digits).")
-    if fixed_batch is not None and (not isinstance(fixed_batch, (int, np.integer))
-                                    or isinstance(fixed_batch, bool) or fixed_batch < 1):
+    if fixed_batch is not None and not is_count(fixed_batch):
         raise ExportError(f"fixed_batch must be a positive integer or None. "
                           f"Received: fixed_batch={fixed_batch!r}")
-    if atol is not None and not (isinstance(atol, (int, float)) and atol > 0):
+    if atol is not None and not (is_number(atol) and atol > 0):
         raise ExportError(f"atol must be a positive number. Received: atol={atol!r}")
     if int8_io and "int8" not in variants:
         raise ExportError("int8_io=True needs quantize='int8'.")

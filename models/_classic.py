@@ -11,12 +11,15 @@ What only the memory nets share (the bipolar conventions) lives in ``models._mem
 """
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
 
 from models import _layers
 from models.errors import LearningRuleError, ModelConfigError
+from utils import checks
 
 
 class ClassicModel(keras.Model):
@@ -125,13 +128,5 @@ def check_choice(config: dict, key: str, choices: tuple) -> None:
                                f"Received: {key}={config[key]!r}")
 
 
-def check_number(config: dict, key: str, low: float, high: float | None = None, *,
-                 open_low: bool = False) -> None:
-    """Raise ``ModelConfigError`` unless ``low <(=) config[key] <= high`` (a real number)."""
-    value = config[key]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
-    if not ok:
-        bound = f"{'(' if open_low else '['}{low}, {high if high is not None else 'inf'}" \
-                f"{']' if high is not None else ')'}"
-        raise ModelConfigError(f"{key} must be a number in {bound}. Received: {key}={value!r}")
+#: A finite real number, optionally bounded; raises ModelConfigError.
+check_number = functools.partial(checks.check_number, error=ModelConfigError)

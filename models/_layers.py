@@ -14,6 +14,7 @@ import keras
 
 import activations
 from models.errors import ModelConfigError
+from utils.checks import is_int, is_count
 
 
 def _err(message: str) -> ModelConfigError:
@@ -29,14 +30,14 @@ def validate_common(config: dict) -> dict:
     """
     config = dict(config)
     shape = config["input_shape"]
-    if isinstance(shape, int) and not isinstance(shape, bool):
+    if is_int(shape):
         shape = (shape,)
     try:
         shape = tuple(shape)
     except TypeError:
         raise _err(f"input_shape must be a tuple of positive ints, e.g. (32, 32, 1). "
                    f"Received: input_shape={shape!r}") from None
-    if not shape or not all(_is_int(d) and d > 0 for d in shape):
+    if not shape or not all(is_count(d) for d in shape):
         raise _err(f"input_shape must be a non-empty tuple of positive ints, e.g. (32, 32, 1). "
                    f"Received: input_shape={config['input_shape']!r}")
     config["input_shape"] = tuple(int(d) for d in shape)
@@ -48,14 +49,10 @@ def validate_common(config: dict) -> dict:
     return config
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def positive_int(config: dict, key: str, minimum: int = 1) -> None:
     """Raise ``ModelConfigError`` unless ``config[key]`` is an int >= ``minimum``."""
     value = config[key]
-    if not _is_int(value) or value < minimum:
+    if not is_count(value, minimum):
         raise _err(f"{key} must be an integer >= {minimum}. Received: {key}={value!r}")
 
 

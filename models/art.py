@@ -208,8 +208,8 @@ def art1_fast_learning(model, x, y, *, epochs, seed, on_epoch_end, shuffle=True)
 
 def _validate(cfg: dict) -> None:
     _layers.positive_int(cfg, "max_categories")
-    _classic.check_number(cfg, "vigilance", 0.0, 1.0)
-    _classic.check_number(cfg, "L", 1.0, open_low=True)
+    _classic.check_number("vigilance", cfg["vigilance"], low=0.0, high=1.0)
+    _classic.check_number("L", cfg["L"], low=1.0, open_low=True)
 
 
 ART1 = Family(

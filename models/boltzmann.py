@@ -35,6 +35,7 @@ from keras import ops
 from models import _classic, _layers, annealing, boltzmann_learning  # noqa: F401 (its rule)
 from models._registry import Family, register_model
 from models.errors import ModelConfigError
+from utils.checks import is_count
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
@@ -182,7 +183,7 @@ def anneal(model, *, steps=None, seed=0) -> np.ndarray:
                                f"Received: {type(model).__name__}")
     layer = model.machine
     steps = layer.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+    if not is_count(steps):
         raise ModelConfigError(f"steps must be an integer >= 1. Received: steps={steps!r}")
     w, b = model.parameters()
     best = annealing.search(w, b, model.schedule, layer.temperature, int(steps),
@@ -213,7 +214,7 @@ def _derive(cfg: dict, given: set) -> None:
 def _validate(cfg: dict) -> None:
     _layers.positive_int(cfg, "steps")
     _layers.positive_int(cfg, "seed", minimum=0)
-    _classic.check_number(cfg, "temperature", 0.0, open_low=True)
+    _classic.check_number("temperature", cfg["temperature"], low=0.0, open_low=True)
     visible = cfg["units"] - cfg["hidden_units"]
     _layers.positive_int(cfg, "clamped", minimum=0)
     if cfg["clamped"] > visible:

@@ -25,6 +25,7 @@ import numpy as np
 from models import annealing
 from models.errors import LearningRuleError
 from models.rules import register_rule
+from utils.checks import is_number, is_count
 
 
 @register_rule("boltzmann", supervised=False, default_epochs=100,
@@ -77,14 +78,13 @@ def boltzmann_learning(model, x, y, *, epochs, seed, on_epoch_end, learning_rate
 
 def _check_rule_params(learning_rate, flip_on, flip_off, **counts) -> None:
     for key, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_count(value):
             raise LearningRuleError(f"{key} must be an integer >= 1. Received: {key}={value!r}")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
-            or not 0 < learning_rate < np.inf:
+    if not (is_number(learning_rate) and learning_rate > 0):
         raise LearningRuleError(f"learning_rate must be a positive number. "
                                 f"Received: learning_rate={learning_rate!r}")
     for key, value in (("flip_on", flip_on), ("flip_off", flip_off)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        if not (is_number(value) and 0 <= value < 1):
             raise LearningRuleError(f"{key} must be a probability in [0, 1). "
                                     f"Received: {key}={value!r}")
 

@@ -89,7 +89,7 @@ def bsb_hebbian(model, x, y, *, epochs, seed, on_epoch_end) -> None:
 
 def _validate(cfg: dict) -> None:
     _layers.positive_int(cfg, "steps")
-    _classic.check_number(cfg, "feedback", 0.0, open_low=True)
+    _classic.check_number("feedback", cfg["feedback"], low=0.0, open_low=True)
 
 
 BSB = Family(

@@ -21,6 +21,7 @@ import keras
 from models import _layers
 from models._registry import Family, register_model
 from models.errors import ModelConfigError
+from utils.checks import is_number
 
 
 # --- building blocks ---------------------------------------------------------
@@ -70,7 +71,7 @@ def _validate(cfg: dict) -> None:
         raise ModelConfigError(f"batch_norm must be True or False. "
                                f"Received: batch_norm={cfg['batch_norm']!r}")
     rate = cfg["dropout"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+    if not (is_number(rate) and 0 <= rate < 1):
         raise ModelConfigError(f"dropout must be a rate in [0, 1). Received: dropout={rate!r}")
     _layers.check_initializer(cfg)
 

@@ -26,6 +26,7 @@ from models import _classic, _layers, _plots
 from models._registry import Family, register_model
 from models.errors import LearningRuleError
 from models.rules import register_rule
+from utils.checks import is_number
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
@@ -128,8 +129,7 @@ def lvq1(model, x, y, *, epochs, seed, on_epoch_end, learning_rate=0.1,
                                 f"Received: {np.unique(labels)[:10].tolist()}")
     if init not in ("samples", "keep"):
         raise LearningRuleError(f"init must be 'samples' or 'keep'. Received: init={init!r}")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
-            or not 0 < learning_rate <= 1:
+    if not (is_number(learning_rate) and 0 < learning_rate <= 1):
         raise LearningRuleError(f"learning_rate must be in (0, 1]. "
                                 f"Received: learning_rate={learning_rate!r}")
     labels = labels.astype(np.int64)

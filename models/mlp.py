@@ -12,6 +12,7 @@ import keras
 from models import _layers
 from models._registry import Family, register_model
 from models.errors import ModelConfigError
+from utils.checks import is_count, is_int
 
 
 def _build(cfg: dict) -> keras.Model:
@@ -35,14 +36,13 @@ def _count_params(cfg: dict) -> int:
 
 def _validate(cfg: dict) -> None:
     hidden = cfg["hidden_units"]
-    if isinstance(hidden, int):
+    if is_int(hidden):
         hidden = (hidden,)
     try:
         hidden = tuple(hidden)
     except TypeError:
         hidden = None
-    if hidden is None or not all(isinstance(u, int) and not isinstance(u, bool) and u > 0
-                                 for u in hidden):
+    if hidden is None or not all(is_count(u) for u in hidden):
         raise ModelConfigError(f"hidden_units must be a sequence of positive ints, e.g. (5, 10, 10). "
                                f"Received: hidden_units={cfg['hidden_units']!r}")
     cfg["hidden_units"] = hidden

@@ -20,6 +20,7 @@ import numpy as np
 from models import _layers
 from models._registry import Family, register_model
 from models.errors import LearningRuleError
+from utils.checks import is_count
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def train_perceptron(X, y, epochs: int = 100, lr: float = 1.0) -> PerceptronResu
                          f"Received: X.shape={X.shape}, y.shape={y.shape}")
     if not np.isin(y, (0, 1)).all():
         raise LearningRuleError(f"y must contain only 0 and 1. Received: values={np.unique(y).tolist()}")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+    if not is_count(epochs):
         raise LearningRuleError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}")
     if not lr > 0:
         raise LearningRuleError(f"lr must be > 0. Received: lr={lr!r}")

@@ -30,6 +30,7 @@ from models import _layers
 from models._registry import Family, register_model
 from models.errors import LearningRuleError, ModelConfigError
 from models.rules import register_rule
+from utils.checks import is_count
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
@@ -144,7 +145,7 @@ def rbf_kmeans(model, x, y, *, epochs, seed, on_epoch_end, neighbors=2, ridge=1e
         raise LearningRuleError(
             f"centers={k} exceeds the number of samples ({len(x)}): k-means needs at least one "
             f"sample per centre. Fix: create the model with centers <= {len(x)}.")
-    if isinstance(neighbors, bool) or not isinstance(neighbors, int) or neighbors < 1:
+    if not is_count(neighbors):
         raise LearningRuleError(f"neighbors must be an integer >= 1 (other centres averaged "
                                 f"per width). Received: neighbors={neighbors!r}")
     targets = np.eye(output.units)[y]

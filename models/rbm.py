@@ -34,6 +34,7 @@ from models import _classic, _layers, _plots
 from models._registry import Family, register_model
 from models.errors import LearningRuleError
 from models.rules import register_rule
+from utils.checks import is_number, is_count
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
@@ -226,9 +227,9 @@ def contrastive_divergence(model, x, y, *, epochs, seed, on_epoch_end, learning_
     """
     v_all = visible_probabilities(model.as_rows(x), "x")
     for key, value in (("batch_size", batch_size), ("k", k)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_count(value):
             raise LearningRuleError(f"{key} must be an integer >= 1. Received: {key}={value!r}")
-    if not isinstance(learning_rate, (int, float)) or not 0 < learning_rate < np.inf:
+    if not (is_number(learning_rate) and learning_rate > 0):
         raise LearningRuleError(f"learning_rate must be a positive number. "
                                 f"Received: learning_rate={learning_rate!r}")
     w, c, b = model.parameters()

@@ -35,10 +35,9 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import numpy as np
-
 from models.errors import LearningRuleError
 from utils.names import did_you_mean
+from utils.checks import is_count
 
 
 @dataclass(frozen=True)
@@ -164,7 +163,7 @@ def learn(model, x, y=None, *, epochs: int | None = None, seed: int = 0,
         raise LearningRuleError(f"Learning rule {rule.name!r} is supervised: pass the labels "
                                 "as y (models.learn(model, x, y)).")
     epochs = rule.default_epochs if epochs is None else epochs
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+    if not is_count(epochs):
         raise LearningRuleError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}")
     history: dict[str, list] = {}
 

@@ -26,6 +26,7 @@ from models import _classic, _layers, _plots
 from models._registry import Family, register_model
 from models.errors import LearningRuleError, ModelConfigError
 from models.rules import register_rule
+from utils.checks import is_count, is_number
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
@@ -150,7 +151,7 @@ def kohonen(model, x, y, *, epochs, seed, on_epoch_end, sigma=None, sigma_end=0.
     rate0 = config["learning_rate"] if learning_rate is None else learning_rate
     for key, value in (("sigma", sigma0), ("sigma_end", sigma_end),
                        ("learning_rate", rate0), ("learning_rate_end", learning_rate_end)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        if not (is_number(value) and value > 0):
             raise LearningRuleError(f"{key} must be a number > 0. Received: {key}={value!r}")
     # float32 halves the memory traffic of the per-sample loop (digits: 100 x 1024).
     data = model.as_rows(x)
@@ -179,13 +180,13 @@ def _validate(cfg: dict) -> None:
         cfg["grid"] = tuple(grid)
     except TypeError:
         cfg["grid"] = ()
-    if len(cfg["grid"]) != 2 or not all(_layers._is_int(g) and g > 0 for g in cfg["grid"]):
+    if len(cfg["grid"]) != 2 or not all(is_count(g) for g in cfg["grid"]):
         raise ModelConfigError(f"grid must be (rows, cols) with two integers >= 1, e.g. "
                                f"(10, 10). Received: grid={grid!r}")
     if cfg["sigma"] is None:
         cfg["sigma"] = max(cfg["grid"]) / 2.0
-    _classic.check_number(cfg, "sigma", 0.0, open_low=True)
-    _classic.check_number(cfg, "learning_rate", 0.0, open_low=True)
+    _classic.check_number("sigma", cfg["sigma"], low=0.0, open_low=True)
+    _classic.check_number("learning_rate", cfg["learning_rate"], low=0.0, open_low=True)
 
 
 SOM = Family(

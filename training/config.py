@@ -10,6 +10,7 @@ from utils.names import did_you_mean
 
 from .errors import ConfigMismatchError, TrainingError
 from .pretrain import check_method as check_pretrain
+from utils.checks import is_number, is_count
 
 DEFAULT_WORKER_TIMEOUT = 60.0  # seconds a worker waits in an all-reduce for the others
 
@@ -112,7 +113,7 @@ class TrainConfig:
         def positive_int(name, value, allow_none=False):
             if value is None and allow_none:
                 return
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_count(value):
                 raise TrainingError(f"{name} must be a positive integer; received {name}={value!r}.")
 
         positive_int("epochs", self.epochs, allow_none=True)
@@ -122,21 +123,18 @@ class TrainConfig:
         positive_int("limit", self.limit, allow_none=True)
         for name in ("clip_norm", "clip_value"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not 0 < value < float("inf")):
+            if value is not None and not (is_number(value) and value > 0):
                 raise TrainingError(f"{name} must be a positive finite number; received "
                                     f"{name}={value!r}.")
         if self.clip_norm is not None and self.clip_value is not None:
             raise TrainingError(f"Pass one of --clip-norm and --clip-value; received clip_norm="
                                 f"{self.clip_norm!r} and clip_value={self.clip_value!r}.")
-        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
-                                    or not self.lr > 0 or self.lr == float("inf")):
+        if self.lr is not None and not (is_number(self.lr) and self.lr > 0):
             raise TrainingError(f"lr must be a positive finite number; received lr={self.lr!r}.")
-        if (isinstance(self.worker_timeout, bool) or not isinstance(self.worker_timeout, (int, float))
-                or not 0 < self.worker_timeout < float("inf")):
+        if not (is_number(self.worker_timeout) and self.worker_timeout > 0):
             raise TrainingError(f"worker_timeout must be a positive number of seconds; received "
                                 f"worker_timeout={self.worker_timeout!r}.")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+        if not is_count(self.seed, minimum=0):
             raise TrainingError(f"seed must be a non-negative integer; received seed={self.seed!r}.")
         for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS),
                                      ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
@@ -147,8 +145,7 @@ class TrainConfig:
                                     f"{', '.join(choices)}.")
         check_pretrain(self.pretrain)
         nc = self.num_classes
-        if not (nc is None or nc == "auto" or (isinstance(nc, int) and not isinstance(nc, bool)
-                                                and nc >= 2)):
+        if not (nc is None or nc == "auto" or is_count(nc, minimum=2)):
             raise TrainingError(f"num_classes must be 'auto' or an integer >= 2; received "
                                 f"num_classes={nc!r}.")
         for name in ("model_overrides", "rule_args"):

@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from utils.checks import is_int
+
 
 def format_fields(fields: dict) -> str:
     """``{"loss": 0.41, "samples_per_s": 61240.2}`` -> ``"loss 0.4100 61,240 samples/s"``.
@@ -34,9 +36,9 @@ def format_fields(fields: dict) -> str:
             continue
         if name.endswith("_per_s"):
             parts.append(f"{value:,.0f} {name[:-len('_per_s')]}/s")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        elif not (is_int(value) or isinstance(value, float)):
             parts.append(f"{name} {value}")
-        elif isinstance(value, int):
+        elif is_int(value):
             parts.append(f"{value:,} {name}")
         else:
             parts.append(f"{name} {value:.4f}")
