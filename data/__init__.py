@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.images import IMAGE_SHAPE
 from utils.names import did_you_mean
 
 from ._bundle import SPLITS, DatasetBundle, epoch_permutation
@@ -106,9 +107,9 @@ def _split(raw: RawData, validation_fraction: float):
 def _check_split_values(name, raw: RawData):
     for pool, (x, y) in raw.pools.items():
         check_finite(x, f"{name!r} ({pool})")
-        if x.ndim != 4 or x.shape[1:] != (32, 32, 1):
+        if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
             raise CorruptDatasetError(f"Dataset {name!r} produced images of shape {x.shape[1:]}; "
-                                      "expected (32, 32, 1).")
+                                      f"expected {IMAGE_SHAPE}.")
         if len(y) and (y.min() < 0 or y.max() >= raw.num_classes):
             raise CorruptDatasetError(
                 f"Dataset {name!r} has labels in [{y.min()}, {y.max()}] but {raw.num_classes} "

@@ -17,9 +17,10 @@ from typing import Callable
 
 import numpy as np
 
+from utils.images import IMAGE_SIZE
+
 from ._errors import (CorruptDatasetError, DatasetError, DatasetNotInstalledError)
 
-IMAGE_SIZE = 32
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat",

@@ -15,6 +15,7 @@ import keras
 import activations
 from models.errors import ModelConfigError
 from utils.checks import is_int, is_count
+from utils.images import IMAGE_SHAPE
 
 
 def _err(message: str) -> ModelConfigError:
@@ -35,10 +36,10 @@ def validate_common(config: dict) -> dict:
     try:
         shape = tuple(shape)
     except TypeError:
-        raise _err(f"input_shape must be a tuple of positive ints, e.g. (32, 32, 1). "
+        raise _err(f"input_shape must be a tuple of positive ints, e.g. {IMAGE_SHAPE}. "
                    f"Received: input_shape={shape!r}") from None
     if not shape or not all(is_count(d) for d in shape):
-        raise _err(f"input_shape must be a non-empty tuple of positive ints, e.g. (32, 32, 1). "
+        raise _err(f"input_shape must be a non-empty tuple of positive ints, e.g. {IMAGE_SHAPE}. "
                    f"Received: input_shape={config['input_shape']!r}")
     config["input_shape"] = tuple(int(d) for d in shape)
     if "num_classes" in config:  # memory nets (Hopfield, BAM, ...) have no classes

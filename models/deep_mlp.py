@@ -22,6 +22,7 @@ from models import _layers
 from models._registry import Family, register_model
 from models.errors import ModelConfigError
 from utils.checks import is_number
+from utils.images import IMAGE_SHAPE
 
 
 # --- building blocks ---------------------------------------------------------
@@ -77,7 +78,7 @@ def _validate(cfg: dict) -> None:
 
 
 _COMMON = dict(
-    input_shape=(32, 32, 1),
+    input_shape=IMAGE_SHAPE,
     num_classes=10,
     activation="relu",
     output_activation="softmax",

@@ -15,6 +15,7 @@ import keras
 from models import _layers
 from models._registry import Family, register_model
 from models.errors import ModelConfigError
+from utils.images import IMAGE_SHAPE
 
 _KERNEL = 5
 _FILTERS = (6, 16)
@@ -34,7 +35,7 @@ def _validate(cfg: dict) -> None:
     if len(shape) != 3 or min(_feature_shape(shape)[:2]) < 1:
         raise ModelConfigError(
             "lenet5 needs an image input_shape (height, width, channels) of at least "
-            f"16 x 16, e.g. (32, 32, 1). Received: input_shape={shape}")
+            f"16 x 16, e.g. {IMAGE_SHAPE}. Received: input_shape={shape}")
     if cfg["pooling"] not in ("avg", "max"):
         raise ModelConfigError(f"pooling must be 'avg' (LeCun's subsampling) or 'max'. "
                                f"Received: pooling={cfg['pooling']!r}")
@@ -80,7 +81,7 @@ def _count_params(cfg: dict) -> int:
 LENET = Family(
     name="lenet",
     defaults=dict(
-        input_shape=(32, 32, 1),
+        input_shape=IMAGE_SHAPE,
         num_classes=10,
         activation="tanh",           # LeCun used a scaled tanh
         output_activation="softmax",

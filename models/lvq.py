@@ -27,6 +27,7 @@ from models._registry import Family, register_model
 from models.errors import LearningRuleError
 from models.rules import register_rule
 from utils.checks import is_number
+from utils.images import IMAGE_SHAPE
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
@@ -159,7 +160,7 @@ def lvq1(model, x, y, *, epochs, seed, on_epoch_end, learning_rate=0.1,
 LVQ = Family(
     name="lvq",
     defaults=dict(
-        input_shape=(32, 32, 1),   # the zoo's images; iris: input_shape=(4,), num_classes=3
+        input_shape=IMAGE_SHAPE,   # the zoo's images; iris: input_shape=(4,), num_classes=3
         num_classes=10,
         prototypes_per_class=3,
     ),

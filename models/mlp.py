@@ -13,6 +13,7 @@ from models import _layers
 from models._registry import Family, register_model
 from models.errors import ModelConfigError
 from utils.checks import is_count, is_int
+from utils.images import IMAGE_SHAPE
 
 
 def _build(cfg: dict) -> keras.Model:
@@ -52,7 +53,7 @@ def _validate(cfg: dict) -> None:
 MLP = Family(
     name="mlp",
     defaults=dict(
-        input_shape=(32, 32, 1),
+        input_shape=IMAGE_SHAPE,
         num_classes=1000,
         hidden_units=(5, 10, 10),
         activation="relu",            # course: ReLU in hidden layers

@@ -31,6 +31,7 @@ from models._registry import Family, register_model
 from models.errors import LearningRuleError, ModelConfigError
 from models.rules import register_rule
 from utils.checks import is_count
+from utils.images import IMAGE_SHAPE
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
@@ -104,7 +105,7 @@ def _validate(cfg: dict) -> None:
 RBF_NETWORK = Family(
     name="rbf_network",
     defaults=dict(
-        input_shape=(32, 32, 1),  # the zoo's images (iris: input_shape=(4,), num_classes=3)
+        input_shape=IMAGE_SHAPE,  # the zoo's images (iris: input_shape=(4,), num_classes=3)
         centers=100,              # digits: 0.926 test accuracy (10 centres: 0.642)
         num_classes=10,
     ),

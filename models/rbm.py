@@ -35,6 +35,7 @@ from models._registry import Family, register_model
 from models.errors import LearningRuleError
 from models.rules import register_rule
 from utils.checks import is_number, is_count
+from utils.images import IMAGE_SHAPE
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
 
@@ -165,7 +166,7 @@ def pseudo_likelihood(model: Rbm, v, seed=None) -> np.ndarray:
 RBM = Family(
     name="rbm",
     defaults=dict(
-        input_shape=(32, 32, 1),  # the zoo's images (scikit-learn's digits: (64,))
+        input_shape=IMAGE_SHAPE,  # the zoo's images (scikit-learn's digits: (64,))
         visible_units=None,   # None: the input's feature count (and vice versa)
         hidden_units=64,
     ),

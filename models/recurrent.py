@@ -36,6 +36,7 @@ import numpy as np
 from models import _layers
 from models._registry import Family, register_model
 from models.errors import ModelConfigError
+from utils.images import IMAGE_SHAPE
 
 CELL_CLIP = 10.0  # TFLite's fused LSTM kernel clips the cell state at +-10
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="models")
@@ -196,7 +197,7 @@ def _validate(cfg: dict) -> None:
 LSTM_ROWS = Family(
     name="lstm_rows",
     defaults=dict(
-        input_shape=(32, 32, 1),
+        input_shape=IMAGE_SHAPE,
         num_classes=10,
         units=64,
         output_activation="softmax",
