@@ -48,7 +48,7 @@ class ReplicatedChunks:
 
     Args:
         steps: the ``Steps`` whose model, optimizer, strategy and gradient-norm
-            layout are used (its ``_layer_squares`` reports per-layer norms).
+            layout are used (its ``layer_squares`` reports per-layer norms).
         jit_compile: XLA-compile the per-replica step (and the update, when
             every variable has one copy per process).
         guard: a multi-worker cluster's :class:`training.cluster.ClusterGuard`
@@ -72,25 +72,23 @@ class ReplicatedChunks:
 
     def _local_step(self, x_all, y_all, idx, reg_weight):
         """This replica's rows ``idx``: flat ``[gradients of the summed loss..., loss sum, correct]``."""
-        import keras
         import tensorflow as tf
 
-        from .steps import _correct
+        from .steps import correct_count, penalty, summed_loss
 
         model, optimizer = self.steps.model, self.steps.optimizer
         x, y = tf.gather(x_all, idx), tf.gather(y_all, idx)
         with tf.GradientTape() as tape:
-            probs = tf.cast(model(x, training=True), tf.float32)
-            sum_loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
+            probs, sum_loss = summed_loss(model, x, y, training=True)
             objective = sum_loss
             if model.losses:
                 # Summed over replicas and divided by the global count, this adds
                 # the regularisation once, as on one replica.
-                objective += tf.add_n(model.losses) * reg_weight
+                objective += penalty(model) * reg_weight
             scaled = optimizer.scale_loss(objective)
         grads = tape.gradient(scaled, self.steps.variables)
         flat = [tf.reshape(tf.cast(g, tf.float32), [-1]) for g in grads]
-        return tf.concat(flat + [tf.stack([sum_loss, _correct(probs, y)])], axis=0)
+        return tf.concat(flat + [tf.stack([sum_loss, correct_count(probs, y)])], axis=0)
 
     def _apply(self, packed, count):
         """Apply the all-reduced ``packed`` vector of a ``count``-example global batch."""
@@ -99,11 +97,10 @@ class ReplicatedChunks:
         steps = self.steps
         flat = packed[:self._total] / count
         grads = [tf.reshape(g, s) for g, s in zip(tf.split(flat, self._sizes), self._shapes)]
-        loss_scale = steps._loss_scale
         # Read before apply(): a LossScaleOptimizer may change its scale there.
-        scale = None if loss_scale is None else tf.identity(loss_scale.value)
+        scale = None if steps.loss_scale is None else tf.identity(steps.loss_scale.value)
         steps.optimizer.apply(grads, steps.variables)
-        return steps._layer_squares(grads, scale)
+        return steps.layer_squares(grads, scale)
 
     def _chunk(self, x_all, y_all, idx, counts, n):
         """Up to ``counts.shape[0]`` steps; ``idx`` holds each replica's rows of every batch."""

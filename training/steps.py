@@ -27,12 +27,34 @@ def _layer_groups(variables) -> tuple[list[str], np.ndarray]:
     return names, matrix
 
 
-def _correct(probs, y):
+def correct_count(probs, y):
     """Number of rows whose arg-max is the label (float32 scalar)."""
     import tensorflow as tf
 
     hits = tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32))
     return tf.reduce_sum(tf.cast(hits, tf.float32))
+
+
+def summed_loss(model, x, y, *, training: bool):
+    """``(probs, loss sum)``: the forward pass and the summed sparse cross-entropy.
+
+    The one definition of the training loss that every path (one replica,
+    several replicas, evaluation) differentiates or reports; the model's
+    regularisation terms come separately (:func:`penalty`), because each path
+    weighs them by its own share of the batch.
+    """
+    import keras
+    import tensorflow as tf
+
+    probs = tf.cast(model(x, training=training), tf.float32)
+    return probs, tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
+
+
+def penalty(model):
+    """The model's regularisation losses summed (``model.losses``), 0.0 if it has none."""
+    import tensorflow as tf
+
+    return tf.add_n(model.losses) if model.losses else tf.constant(0.0)
 
 
 def epoch_blocks(bundle, epoch: int, batch_size: int, steps_per_execution: int):
@@ -68,6 +90,7 @@ class Steps:
             clipping) and ``global_clipped`` (the norm of the gradient applied).
         fused: the single-replica XLA chunk is used (else ``replicated``).
         fused_chunk / evaluate_batch: the compiled functions.
+        loss_scale: the optimizer's dynamic loss scale (float16 mixed precision), else None.
         replicated: the multi-replica chunks (:class:`training.distributed.ReplicatedChunks`,
             given ``guard``, a multi-worker cluster's ``training.cluster.ClusterGuard``),
             None with one replica.
@@ -94,7 +117,7 @@ class Steps:
             raise TrainingError(f"--clip-norm/--clip-value need a single replica; this "
                                 f"strategy has {self._replicas}. Fix: drop the clipping flag "
                                 "or --strategy.")
-        self._loss_scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer only
+        self.loss_scale = getattr(optimizer, "dynamic_scale", None)  # LossScaleOptimizer only
         # One replica, whatever the strategy: an all-reduce over one replica is
         # the identity, so the whole multi-step loop is one XLA program (run
         # outside strategy.run; the optimizer updates the strategy's variables).
@@ -108,20 +131,7 @@ class Steps:
             tf.TensorSpec([None, *model.input_shape[1:]], tf.float32),
             tf.TensorSpec([None], tf.int32)])
 
-    def _loss(self, probs, y):
-        """``(sum of per-example losses, example count, loss to differentiate)``."""
-        import keras
-        import tensorflow as tf
-
-        per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
-        sum_loss = tf.reduce_sum(per_example)
-        count = tf.cast(tf.shape(y)[0], tf.float32)
-        loss = sum_loss / count
-        if self.model.losses:
-            loss += tf.add_n(self.model.losses)
-        return sum_loss, count, loss
-
-    def _layer_squares(self, grads, scale):
+    def layer_squares(self, grads, scale):
         """Squared gradient L2 norm of every tracked layer (``[0]`` when not tracking)."""
         import tensorflow as tf
 
@@ -156,18 +166,21 @@ class Steps:
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            probs = tf.cast(self.model(x, training=True), tf.float32)
-            sum_loss, count, loss = self._loss(probs, y)
+            probs, sum_loss = summed_loss(self.model, x, y, training=True)
+            count = tf.cast(tf.shape(y)[0], tf.float32)
+            loss = sum_loss / count
+            if self.model.losses:
+                loss += penalty(self.model)
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, self.variables)
         # Read before apply(): a LossScaleOptimizer may change its scale there.
-        scale = None if self._loss_scale is None else tf.identity(self._loss_scale.value)
-        layer_sq = self._layer_squares(grads, scale)  # the raw gradient, before any clipping
+        scale = None if self.loss_scale is None else tf.identity(self.loss_scale.value)
+        layer_sq = self.layer_squares(grads, scale)  # the raw gradient, before any clipping
         if self._clipping:
             grads, clip_sq = self._clip(grads, scale)
             layer_sq = tf.concat([layer_sq, clip_sq], 0)
         self.optimizer.apply(grads, self.variables)
-        return sum_loss, _correct(probs, y), count, layer_sq
+        return sum_loss, correct_count(probs, y), count, layer_sq
 
     def _fused_chunk(self, x_all, y_all, idx, n):
         """Up to idx.shape[0] steps in one call: batches gathered in-graph, no tf.data."""
@@ -192,12 +205,8 @@ class Steps:
 
     def _evaluate_batch(self, x, y):
         """``(sum of losses, number correct)`` of one evaluation batch."""
-        import keras
-        import tensorflow as tf
-
-        probs = tf.cast(self.model(x, training=False), tf.float32)
-        loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probs))
-        return loss, _correct(probs, y)
+        probs, loss = summed_loss(self.model, x, y, training=False)
+        return loss, correct_count(probs, y)
 
     def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
         """Run epoch ``epoch`` in compiled chunks; yield per chunk numpy
