@@ -47,16 +47,19 @@ exit status: 0 done; 2 bad input (unknown model/activation/dataset, bad data fol
 NaN/inf data, diverged loss, --resume with a different config, unwritable --out),
 always one line on stderr and nothing already saved is lost; 128+signal when interrupted;
 75 a worker of a --strategy multiworker cluster was lost (killed, or no all-reduce finished
-for --worker-timeout seconds, default 60): one line names it, the last complete checkpoint
+for --worker-timeout seconds, default {worker_timeout:g}): one line names it, the last complete checkpoint
 is kept, restart every worker with --resume; 1 internal error (a bug, not your input:
 ZOO_DEBUG=1 prints the traceback).
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from training.config import DEFAULT_WORKER_TIMEOUT  # run_cli has imported TensorFlow already
+
     p = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                argument_default=argparse.SUPPRESS)
+                       epilog=EPILOG.format(worker_timeout=DEFAULT_WORKER_TIMEOUT),
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       argument_default=argparse.SUPPRESS)
     p.add_argument("--model", help="registered model (python -m models list); default exam_mlp")
     p.add_argument("--activation",
                    help="hidden activation (python -m activations list); default: the model's own")
@@ -114,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "devices) or multiworker (cluster from the TF_CONFIG environment variable)")
     p.add_argument("--worker-timeout", dest="worker_timeout", type=float, metavar="SECONDS",
                    help="multiworker: longest wait for the other workers in one all-reduce "
-                   "before they are declared lost and this worker exits 75 (default 60)")
+                   "before they are declared lost and this worker exits 75 "
+                   f"(default {DEFAULT_WORKER_TIMEOUT:g})")
     p.add_argument("--limit", type=int, help="use at most N examples per source split (quick runs)")
     p.add_argument("--steps-per-execution", dest="steps_per_execution", type=int,
                    help="optimizer steps per compiled call (default 32; speed only)")
