@@ -65,13 +65,28 @@ def to_onnx(model, path, opset: int) -> dict:
             f"ONNX conversion left non-ONNX op(s) {', '.join(bad)} in the graph "
             "(tf2onnx has no handler for them). Add a handler in export/onnx_ops.py "
             "or use a different layer.", bad)
+    return write_checked_onnx(proto, path, "the converted model")
+
+
+def write_checked_onnx(proto, path, what: str) -> dict:
+    """Write ``proto`` to ``path`` once ``onnx.checker`` (full check) accepts it.
+
+    Returns:
+        The manifest facts ``opset``, ``ir_version``, ``ops``.
+
+    Raises:
+        ExportError: the checker rejects it (``what`` names the model in the message).
+    """
+    import onnx
+
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
-        raise ExportError(f"onnx.checker rejected the converted model: "
+        raise ExportError(f"onnx.checker rejected {what}: "
                           f"{' '.join(str(exc).split())[:300]}") from exc
     Path(path).write_bytes(proto.SerializeToString())
-    return {"opset": opset, "ir_version": int(proto.ir_version),
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    return {"opset": int(opset), "ir_version": int(proto.ir_version),
             "ops": sorted({n.op_type for n in proto.graph.node})}
 
 
