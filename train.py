@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "grad_norm/global before and grad_norm/global_clipped after clipping)")
     p.add_argument("--clip-value", dest="clip_value", type=float, metavar="X",
                    help="clip every gradient element to [-X, X] instead")
+    p.add_argument("--qat-epochs", dest="qat_epochs", type=int, metavar="K",
+                   help="after the float epochs, train K more quantization-aware (fake int8 "
+                   "weights and activations, training.quantize_aware); model.keras is then the "
+                   "QAT model, whose int8 exports take the trained ranges; with --resume on a "
+                   "finished run: add them to it")
     p.add_argument("--pretrain", metavar="METHOD",
                    help="rbm: pre-train the hidden Dense layers one level at a time as RBMs on "
                    "the training images (no labels), then fine-tune with backprop")

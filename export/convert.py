@@ -72,15 +72,30 @@ def to_onnx(model, path, opset: int) -> dict:
             f"ONNX conversion left non-ONNX op(s) {', '.join(bad)} in the graph "
             "(tf2onnx has no handler for them). Add a handler in export/onnx_ops.py "
             "or use a different layer.", bad)
+    info = write_checked_onnx(proto, path, "the converted model")
+    return dict(info, graph_rewrites=rewrites) if rewrites else info
+
+
+def write_checked_onnx(proto, path, what: str) -> dict:
+    """Write ``proto`` to ``path`` once ``onnx.checker`` (full check) accepts it.
+
+    Returns:
+        The manifest facts ``opset``, ``ir_version``, ``ops``.
+
+    Raises:
+        ExportError: the checker rejects it (``what`` names the model in the message).
+    """
+    import onnx
+
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
-        raise ExportError(f"onnx.checker rejected the converted model: "
+        raise ExportError(f"onnx.checker rejected {what}: "
                           f"{' '.join(str(exc).split())[:300]}") from exc
     Path(path).write_bytes(proto.SerializeToString())
-    info = {"opset": opset, "ir_version": int(proto.ir_version),
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    return {"opset": int(opset), "ir_version": int(proto.ir_version),
             "ops": sorted({n.op_type for n in proto.graph.node})}
-    return dict(info, graph_rewrites=rewrites) if rewrites else info
 
 
 def _tf2onnx(serve, specs, opset):
@@ -93,9 +108,8 @@ def _tf2onnx(serve, specs, opset):
     """
     import tensorflow as tf
     from tf2onnx import tf_loader
-    from tf2onnx.convert import from_graph_def, tensor_names_from_structed
-
     import tf2onnx
+    from tf2onnx.convert import from_graph_def, tensor_names_from_structed
 
     concrete = serve.get_concrete_function(*specs)
     if sum(t.dtype != tf.dtypes.resource for t in concrete.inputs) == len(specs):

@@ -12,7 +12,7 @@ import os
 import time
 
 from export import manifest as manifest_io
-from export import metadata
+from export import metadata, qat
 from export.checks import (DEFAULT_FORMATS, FORMATS, MANIFEST, QUANTIZATIONS, check_data,
                            check_formats, check_model_inputs, check_options, check_out_dir,
                            check_quantize)
@@ -90,9 +90,10 @@ def export_model(model_or_path, out_dir, formats=DEFAULT_FORMATS, quantize=None,
         int8_float_head=int8_float_head, static_flatten=static_flatten, micro_io=micro_io)
     out = check_out_dir(out_dir)
     model, source = _load_model(model_or_path)
-    check_model_inputs(model, options.formats)
     card = model_card(model)
     card_text = card_json(card)
+    model = qat.export_graph(model) if qat.is_quantize_aware(model) else model
+    check_model_inputs(model, options.formats)
     data, check = check_data(model, representative_data, validation_data)
     reference_model, export_graph, rewrites = _prepare_graph(model, options)
 
@@ -114,7 +115,8 @@ def export_model(model_or_path, out_dir, formats=DEFAULT_FORMATS, quantize=None,
                 shared_saved_model = tmp / name
             entry, fails = _describe_and_validate(
                 tmp, name, fmt, quant, info, time.perf_counter() - start, reference,
-                options=options, data=check, decision=card["decision"])
+                options=options, data=check, decision=card["decision"],
+                agreement=check is not None and qat.is_quantize_aware(model))
             artifacts.append(entry)
             failures += fails
         if failures:
@@ -178,22 +180,32 @@ def _artifact_name(fmt, quant, fixed_batch) -> str:
 
 def _convert(fmt, quant, graph, path, options, data, saved_model, card_text) -> dict:
     """Write one artifact; returns what the converter learned about it."""
+    trained = quant == "int8" and qat.is_quantize_aware(graph)
+    info = _converted(fmt, quant, graph, path, options, data, saved_model, trained, card_text)
+    return {**info, **qat.facts(graph)} if trained else info
+
+
+def _converted(fmt, quant, graph, path, options, data, saved_model, trained,
+               card_text) -> dict:
     from export import convert, micro, onnx_int8, tflite_convert
     if fmt == "saved_model":
         return convert.to_saved_model(graph, path, card_text=card_text)
+    if fmt == "onnx" and trained:
+        return qat.to_onnx_int8(graph, path, options.opset)
     if fmt == "onnx" and quant == "int8":
         return onnx_int8.to_onnx_int8(path.parent / _artifact_name("onnx", None, None), path,
                                       data)
     if fmt == "onnx":
-        return convert.to_onnx(graph, path, options.opset)
+        to_onnx = qat.to_onnx_float if qat.is_quantize_aware(graph) else convert.to_onnx
+        return to_onnx(graph, path, options.opset)
     if fmt == "tflite_micro":
         return micro.to_tflite_micro(graph, path, representative_data=data,
-                                     io=options.micro_io)
+                                     io=options.micro_io, trained_ranges=trained)
     return tflite_convert.to_tflite(
         graph, path, quantization=quant, representative_data=data,
         int8_io=options.int8_io, allow_flex=options.allow_flex,
         batch_size=options.fixed_batch, saved_model=saved_model,
-        float_head=options.int8_float_head)
+        float_head=options.int8_float_head, trained_ranges=trained)
 
 
 def _micro_extras(tmp, name, info, card_text) -> dict:
@@ -224,9 +236,12 @@ def _load_runner(path, fmt, info):
 
 
 def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, options,
-                           data, decision="argmax"):
+                           data, decision="argmax", agreement=False):
     """The manifest entry of one written artifact, validated unless
-    ``reference`` is None; returns ``(entry, failures)``."""
+    ``reference`` is None; returns ``(entry, failures)``. ``agreement``: judge it
+    by agreement with Keras like int8, whatever its quantization (a QAT model's
+    float artifacts round at the same points, and float summation order moves
+    a value across a rounding midpoint now and then)."""
     from export.gpu_compat import gpu_compatibility
     from export.validate import compare_with_litert, validate_artifact
     path = tmp / name
@@ -252,7 +267,8 @@ def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, o
         # Only reachable with allow_flex=True: the user opted in.
         entry["validation"] = {"passed": None, "skipped": runner.unavailable}
         return entry, []
-    result, fails = validate_artifact(name, runner, reference, quantization=quant,
+    result, fails = validate_artifact(name, runner, reference,
+                                      quantization="int8" if agreement else quant,
                                       atol=options.atol, data=data, decision=decision)
     if fmt == "tflite_micro":
         steps = [q["scale"] for q in info["micro"]["output_quantization"]]

@@ -84,7 +84,8 @@ def check_static_inputs(model) -> None:
             "dimension a size in keras.Input(shape=...).")
 
 
-def to_tflite_micro(model, path, *, representative_data, io="int8") -> dict:
+def to_tflite_micro(model, path, *, representative_data, io="int8",
+                    trained_ranges=False) -> dict:
     """Convert to a fully-int8, batch-1 ``.tflite`` that TFLite Micro can run.
 
     Args:
@@ -93,6 +94,9 @@ def to_tflite_micro(model, path, *, representative_data, io="int8") -> dict:
         representative_data: float32 ``[N, ...]`` real inputs for calibration.
         io: "int8" (default: int8 input/output tensors, as on a device) or
             "float32" (QUANTIZE/DEQUANTIZE ops at the edges).
+        trained_ranges: ``model`` is a frozen quantization-aware graph
+            (``export.qat``): the ranges come from its fake-quant ops and
+            ``representative_data`` is not used to calibrate.
 
     Returns:
         The manifest facts: ``ops``, ``flex_ops``, ``custom_ops``,
@@ -110,13 +114,20 @@ def to_tflite_micro(model, path, *, representative_data, io="int8") -> dict:
         conv = tf.lite.TFLiteConverter.from_saved_model(str(Path(scratch) / "sm"),
                                                         signature_keys=[SIGNATURE_KEY])
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # (trained ranges: no representative dataset, which TFLITE_BUILTINS_INT8
+        # demands; _check_graph below refuses any float op left)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS if trained_ranges
+                                          else tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         samples = calibration.calibration_subset(representative_data)
-        conv.representative_dataset = lambda: ([samples[i:i + 1]] for i in range(len(samples)))
+        if not trained_ranges:
+            conv.representative_dataset = lambda: ([samples[i:i + 1]]
+                                                   for i in range(len(samples)))
+        elif io == "int8":
+            conv.inference_input_type = conv.inference_output_type = tf.int8
         try:
             with silenced_stderr_fd():  # calibration lines go straight to fd 2
-                content, ranges = calibration.full_integer(conv, samples,
-                                                           int8_io=io == "int8")
+                content, ranges = (conv.convert(), []) if trained_ranges else \
+                    calibration.full_integer(conv, samples, int8_io=io == "int8")
         except Exception as exc:  # the converter raises ConverterError and friends
             raise ExportError(f"tflite_micro conversion (fully int8, batch 1) failed: "
                               f"{_converter_reason(exc)}") from exc

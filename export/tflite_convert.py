@@ -104,7 +104,7 @@ def _float_head(conv, content, representative) -> tuple[bytes, list[str]]:
 
 def to_tflite(model, path, *, quantization=None, representative_data=None,
               int8_io=False, allow_flex=False, batch_size=None, saved_model=None,
-              float_head=False) -> dict:
+              float_head=False, trained_ranges=False) -> dict:
     """Convert with ``tf.lite.TFLiteConverter`` (builtin ops only by default).
 
     Args:
@@ -117,6 +117,9 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
         float_head: with "int8" (and float I/O), keep the output layer and
             its softmax in float. Their int8 steps (1/256 for a softmax) tie
             the top classes of a wide classifier and flip its top-1.
+        trained_ranges: with "int8", ``model`` is a frozen quantization-aware
+            graph (``export.qat``): the converter takes every range from its
+            fake-quant ops, nothing is calibrated, every op is int8.
         saved_model: an already written SavedModel of ``model`` with the same
             batch size, converted instead of writing a scratch one (tracing
             and writing a SavedModel costs as much as the conversion itself).
@@ -133,7 +136,10 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
             to_saved_model(model, saved_model, batch_size=batch_size)
         conv = tf.lite.TFLiteConverter.from_saved_model(
             str(saved_model), signature_keys=[SIGNATURE_KEY])
-        ops_sets = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantization == "int8"
+        # TFLITE_BUILTINS_INT8 demands a representative dataset, which trained
+        # ranges replace (the fully-int8 check is the caller's).
+        ops_sets = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+                    if quantization == "int8" and not trained_ranges
                     else tf.lite.OpsSet.TFLITE_BUILTINS]
         # Flex is always offered to the converter so that a model needing it
         # fails below with the full list of offending ops instead of the
@@ -144,8 +150,9 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             conv.target_spec.supported_types = [tf.float16]
-        if quantization == "int8":
+        if quantization == "int8" and not trained_ranges:
             conv.representative_dataset = _representative(representative_data)
+        if quantization == "int8":
             if int8_io:
                 conv.inference_input_type = tf.int8
                 conv.inference_output_type = tf.int8
@@ -154,7 +161,9 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
             # The converter prints calibration/quantizer lines straight to fd 2;
             # failures still arrive as exceptions carrying the message.
             with silenced_stderr_fd():
-                if quantization == "int8" and float_head and not int8_io:
+                if quantization == "int8" and trained_ranges:
+                    content = conv.convert()
+                elif quantization == "int8" and float_head and not int8_io:
                     content = conv.convert()
                     content, head = _float_head(conv, content, conv.representative_dataset)
                 elif quantization == "int8":  # fully int8: the logits' range matters

@@ -20,6 +20,7 @@ from models.rules import learn
 from models import course, deep_mlp, lenet, mlp, perceptron  # noqa: E402,F401
 from models import art, bam, bsb, hopfield, lvq, som  # noqa: E402,F401  (memory and competitive nets)
 from models import boltzmann, rbf, rbm, recurrent  # noqa: E402,F401  (stochastic, RBF, LSTM)
+from models import quantizers  # noqa: E402,F401  (registers the fake-quantization layers)
 from models.audit import Audit, AuditRow, audit  # noqa: E402
 from models.boltzmann import anneal  # noqa: E402
 from models.loading import load_model, resolve_model  # noqa: E402

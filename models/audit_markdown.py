@@ -11,7 +11,8 @@ def markdown(a: Audit) -> str:
     """Markdown text of an audit (what ``python -m models audit --format md`` prints)."""
     lines = [f"# Parameter audit: {a.model_name}", "", "## 1. Structure", ""]
     classes = activation_classes()
-    kernel_rows = [r for r in a.rows if r.params and r.type not in classes
+    # (a fake-quantization layer's tracked ranges are state, not a layer of neurons)
+    kernel_rows = [r for r in a.rows if r.trainable and r.type not in classes
                    and r.type not in ("BatchNormalization", "Activation")]
     lines.append(f"- Input layer: {a.input_shape}")
     if a.model_card:

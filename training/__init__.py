@@ -16,6 +16,7 @@ from .errors import (CheckpointMismatchError, ConfigMismatchError, DivergedError
 from .diagnostics import dead_unit_fraction
 from .loop import train
 from .outputs import TrainResult, describe_outputs
+from .qat import QuantizationError, quantize_aware
 from .remedies import compare_remedies
 
 __all__ = [
@@ -23,5 +24,5 @@ __all__ = [
     "compare_remedies", "describe_outputs",
     "dead_unit_fraction", "list_checkpoints", "TrainingError", "ConfigMismatchError",
     "DivergedError", "RunDirectoryError", "CheckpointMismatchError", "OPTIMIZERS", "LR_SCHEDULES", "STRATEGIES",
-    "WorkerLostError", "WORKER_LOST_EXIT",
+    "WorkerLostError", "WORKER_LOST_EXIT", "quantize_aware", "QuantizationError",
 ]

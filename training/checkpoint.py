@@ -163,6 +163,11 @@ def restore_best(directory: Path, model, epoch: int) -> None:
         var.assign(arrays[key])
 
 
+def epoch_of(path: Path) -> int:
+    """The completed epochs a checkpoint directory ``epoch-NNNN`` holds."""
+    return int(_NAME.match(Path(path).name).group(1))
+
+
 def list_checkpoints(directory: Path) -> list[Path]:
     """Complete checkpoints in ``directory``, oldest first."""
     directory = Path(directory)
@@ -170,7 +175,7 @@ def list_checkpoints(directory: Path) -> list[Path]:
         return []
     found = [p for p in directory.iterdir() if p.is_dir() and _NAME.match(p.name)
              and (p / "state.json").is_file() and (p / "variables.npz").is_file()]
-    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+    return sorted(found, key=epoch_of)
 
 
 def read(path: Path) -> tuple[dict, dict]:

@@ -31,7 +31,7 @@ BACKPROP_DEFAULTS = {"epochs": 20, "batch_size": 64, "lr": 3e-3}
 _BACKPROP_ONLY = {"optimizer": "adam", "lr_schedule": "constant", "early_stopping": None,
                   "mixed_precision": False, "track_gradients": False, "strategy": "default",
                   "steps_per_execution": 32, "jit_compile": True, "clip_norm": None,
-                  "clip_value": None, "pretrain": None}
+                  "clip_value": None, "pretrain": None, "qat_epochs": 0}
 # Rule parameters that have their own flags.
 _RULE_FLAGS = {"learning_rate": ("lr", "--lr"), "batch_size": ("batch_size", "--batch-size")}
 
@@ -74,6 +74,8 @@ class TrainConfig:
             (``training.cluster``; train.py then exits 75).
         pretrain: "rbm" pre-trains the hidden Dense layers one level at a time as
             RBMs before backpropagation (:mod:`training.pretrain`); None does not.
+        qat_epochs: epochs of quantization-aware training after the ``epochs`` float
+            ones (:mod:`training.qat`); 0 trains none.
     """
     model: str = "exam_mlp"
     activation: str | None = None
@@ -102,6 +104,7 @@ class TrainConfig:
     export: bool = False
     worker_timeout: float = DEFAULT_WORKER_TIMEOUT
     pretrain: str | None = None
+    qat_epochs: int = 0
 
     def __post_init__(self):
         if self.out is None:
@@ -134,6 +137,12 @@ class TrainConfig:
         if not (is_number(self.worker_timeout) and self.worker_timeout > 0):
             raise TrainingError(f"worker_timeout must be a positive number of seconds; received "
                                 f"worker_timeout={self.worker_timeout!r}.")
+        if not is_count(self.qat_epochs, minimum=0):
+            raise TrainingError(f"qat_epochs must be a non-negative integer; received "
+                                f"qat_epochs={self.qat_epochs!r}.")
+        if self.qat_epochs and self.strategy != "default":
+            raise TrainingError(f"qat_epochs trains on one replica; received strategy="
+                                f"{self.strategy!r}. Fix: drop --strategy or --qat-epochs.")
         if not is_count(self.seed, minimum=0):
             raise TrainingError(f"seed must be a non-negative integer; received seed={self.seed!r}.")
         for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS),
@@ -246,13 +255,16 @@ class TrainConfig:
         for key in mine:
             if key == "epochs" and mine[key] != theirs[key]:
                 self._check_continuable(saved)
+            elif key == "qat_epochs":
+                continue  # more QAT epochs continue a run like more float epochs
             elif mine[key] != theirs.get(key):
                 raise ConfigMismatchError(
                     f"Cannot resume {saved.out!r}: it was trained with {key}={theirs.get(key)!r} "
                     f"but this run asks for {key}={mine[key]!r}. Fix: drop the differing flag "
                     "or choose another --out.")
         keep = {k: getattr(self, k) for k in _PRESENTATION_FIELDS}
-        return dataclasses.replace(saved, epochs=mine.get("epochs", saved.epochs), **keep)
+        return dataclasses.replace(saved, epochs=mine.get("epochs", saved.epochs),
+                                   qat_epochs=mine.get("qat_epochs", saved.qat_epochs), **keep)
 
     def _check_continuable(self, saved: "TrainConfig") -> None:
         """Another number of epochs is well defined only with a constant learning rate.

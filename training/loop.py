@@ -19,8 +19,11 @@ import numpy as np
 
 from utils.progress import Progress
 
+from models.quantizers import is_quantize_aware
+
 from . import checkpoint as ckpt
 from . import outputs
+from . import qat
 from .cluster import cluster_guard
 from .config import TrainConfig
 from .diagnostics import dead_unit_fraction
@@ -158,7 +161,7 @@ def _restore(run, model, optimizer, early, config, log) -> tuple[int, list]:
         return 0, []
     state = ckpt.restore(found[-1], model, optimizer)
     done = state["epoch"]
-    if done > config.epochs:
+    if done > config.epochs + config.qat_epochs:
         raise TrainingError(f"{str(run.path)!r} has already trained {done} epochs, more than "
                             f"epochs={config.epochs}. Fix: resume without --epochs, or with "
                             f"--epochs {done} or more.")
@@ -177,25 +180,37 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
     paths: dict = {"run_dir": run.path}
     checkpoints = run.path / "checkpoints"
     early = EarlyStopping(config.early_stopping)
+    found = ckpt.list_checkpoints(checkpoints) if run.resume else []
+    if config.qat_epochs and not is_quantize_aware(model):
+        qat.quantize_aware(model)  # a layer it cannot quantize fails before any epoch
+    if found:  # a checkpoint of the QAT epochs restores into the QAT model
+        model, optimizer = qat.resumed_phase(config, ckpt.epoch_of(found[-1]), model, optimizer,
+                                             bundle, strategy)
     start_epoch, history = _restore(run, model, optimizer, early, config, log)
     if config.pretrain and start_epoch == 0:
         pretrain(model, bundle.as_numpy("train")[0], seed=config.seed, log=log)
     if not run.resume:
         run.write_config(config, paths)
-    steps = Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
-                  track_gradients=config.track_gradients, clip_norm=config.clip_norm,
-                  clip_value=config.clip_value, guard=guard)
+    def make_steps(model, optimizer):
+        return Steps(model, optimizer, strategy, jit_compile=config.jit_compile,
+                     track_gradients=config.track_gradients, clip_norm=config.clip_norm,
+                     clip_value=config.clip_value, guard=guard)
+
+    steps = make_steps(model, optimizer)
     val_ds = bundle.pipeline("val", batch_size=1024)
     writer = tf.summary.create_file_writer(str(run.path / "tensorboard")) if run.chief else None
     result = TrainResult(run.path, paths, history, start_epoch, resumed_from=start_epoch,
                          model=model, chief=run.chief)
     n_steps = bundle.steps_per_epoch(config.batch_size)
     with GracefulStop() as stop:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(start_epoch, config.epochs + config.qat_epochs):
             # Checked at the top so a resumed, already early-stopped run stops too.
             if early.triggered:
                 result.stopped_early = True
                 break
+            if epoch == config.epochs and not is_quantize_aware(model):
+                model, optimizer = qat.enter_qat(config, model, bundle, strategy, calibrate=True)
+                steps, result.model = make_steps(model, optimizer), model
             epoch_run = _train_epoch(config, epoch, bundle, steps, stop, checkpoints, run.chief)
             if epoch_run is None:
                 result.interrupted = stop.signal_name
@@ -284,7 +299,7 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
     """
     n_steps = bundle.steps_per_epoch(config.batch_size)
     # Other workers print nothing: N identical progress lines would only interleave.
-    progress = Progress(f"epoch {epoch + 1}/{config.epochs}", n_steps,
+    progress = Progress(f"epoch {epoch + 1}/{config.epochs + config.qat_epochs}", n_steps,
                         live=False if config.quiet else None, silent=not chief)
     done, loss_sum, correct_sum, seen = 0, 0.0, 0.0, 0
     norm_sum = np.zeros(len(steps.norm_names))
