@@ -95,6 +95,16 @@ class DatasetBundle:
             raise DatasetError(f"Unknown split {split!r}; choose one of {SPLITS}.")
         return self._tensors[split]
 
+    def train_rows(self, blocks: np.ndarray):
+        """``(x, y, rows)`` for a ``[k, B]`` block of training indices: tensors to gather
+        from and the rows of them that make the block's batches.
+
+        In memory that is the whole training set and ``blocks`` itself; a streamed
+        bundle reads just the block's examples, so both give the same batches.
+        """
+        x, y = self.tensors("train")
+        return x, y, blocks
+
     def epoch_order(self, epoch: int) -> np.ndarray:
         """Indices of the training examples in the order epoch ``epoch`` visits them."""
         n = self.sizes["train"]

@@ -218,9 +218,9 @@ class Steps:
             yield from self.replicated.epoch_chunks(bundle, epoch, batch_size,
                                                     steps_per_execution)
             return
-        x_all, y_all = bundle.tensors("train")
         for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution):
-            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(blocks),
+            x_all, y_all, rows = bundle.train_rows(blocks)
+            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(rows),
                                                        tf.constant(n))
             yield (losses.numpy()[:n], corrects.numpy()[:n],
                    np.full(n, blocks.shape[1], np.float32), norms.numpy())
