@@ -169,7 +169,8 @@ class ReplicatedChunks:
         return self._per_replica(lambda r: tf.constant(
             np.ascontiguousarray(blocks[:, bounds[r]:bounds[r + 1]])))
 
-    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
+    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int,
+                     start: int = 0, every: int | None = None):
         """Like :meth:`training.steps.Steps.epoch_chunks`, on every replica of the cluster."""
         import tensorflow as tf
 
@@ -177,7 +178,8 @@ class ReplicatedChunks:
 
         x_all, y_all = self._replica_data(bundle)
         watch = self.guard.watch if self.guard else (lambda _epoch: contextlib.nullcontext())
-        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution):
+        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution,
+                                      start, every):
             counts = np.full(blocks.shape[0], blocks.shape[1], np.float32)
             with watch(epoch + 1):
                 losses, corrects, norms = self.chunk(x_all, y_all, self._rows(blocks),

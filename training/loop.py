@@ -147,15 +147,16 @@ def _train(config, run, bundle, log, callbacks) -> TrainResult:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _restore(run, model, optimizer, early, config, log) -> tuple[int, list]:
-    """Load the last checkpoint (resume); return the epochs done and the history so far.
+def _restore(run, model, optimizer, early, config, log) -> tuple[int, list, dict | None]:
+    """Load the last checkpoint (resume); return the epochs done, the history so far and,
+    from a mid-epoch checkpoint, the next epoch's progress (``step`` and running sums).
 
     Raises:
         TrainingError: the run already trained more epochs than ``config.epochs``.
     """
     found = ckpt.list_checkpoints(run.path / "checkpoints") if run.resume else []
     if not found:
-        return 0, []
+        return 0, [], None
     state = ckpt.restore(found[-1], model, optimizer)
     done = state["epoch"]
     if done > config.epochs:
@@ -165,8 +166,10 @@ def _restore(run, model, optimizer, early, config, log) -> tuple[int, list]:
     saved = state["early_stopping"]
     early.best, early.wait = saved["best"], saved["wait"]
     early.best_epoch = saved.get("best_epoch", 0)
-    log(f"resuming {run.path} after epoch {done} ({found[-1].name})")
-    return done, state["history"]
+    step = state.get("step", 0)
+    within = f", step {step}" if step else ""
+    log(f"resuming {run.path} after epoch {done}{within} ({found[-1].name})")
+    return done, state["history"], (state["partial"] if step else None)
 
 
 def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
@@ -177,7 +180,7 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
     paths: dict = {"run_dir": run.path}
     checkpoints = run.path / "checkpoints"
     early = EarlyStopping(config.early_stopping)
-    start_epoch, history = _restore(run, model, optimizer, early, config, log)
+    start_epoch, history, partial = _restore(run, model, optimizer, early, config, log)
     if config.pretrain and start_epoch == 0:
         pretrain(model, bundle.as_numpy("train")[0], seed=config.seed, log=log)
     if not run.resume:
@@ -196,7 +199,15 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
             if early.triggered:
                 result.stopped_early = True
                 break
-            epoch_run = _train_epoch(config, epoch, bundle, steps, stop, checkpoints, run.chief)
+            def save_step(sums, epoch=epoch):
+                if run.chief:
+                    ckpt.save(checkpoints, epoch, model, optimizer,
+                              {"history": history, "early_stopping": early.state(),
+                               "config": config.identity(), "partial": sums}, step=sums["step"])
+
+            epoch_run = _train_epoch(config, epoch, bundle, steps, stop, checkpoints, run.chief,
+                                     partial, save_step)
+            partial = None
             if epoch_run is None:
                 result.interrupted = stop.signal_name
                 break
@@ -269,8 +280,10 @@ def _closing_progress(chunks, progress):
         raise
 
 
-def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
-    """One epoch of compiled chunks.
+def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief, partial=None,
+                 save_step=None):
+    """One epoch of compiled chunks, from ``partial`` (a mid-epoch checkpoint's step and
+    running sums) if given; ``save_step(sums)`` every ``config.save_freq`` steps.
 
     Returns:
         ``(stats, grad_norms, progress)``: the epoch's training figures (dict in
@@ -288,7 +301,12 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
                         live=False if config.quiet else None, silent=not chief)
     done, loss_sum, correct_sum, seen = 0, 0.0, 0.0, 0
     norm_sum = np.zeros(len(steps.norm_names))
-    chunks = steps.epoch_chunks(bundle, epoch, config.batch_size, config.steps_per_execution)
+    if partial is not None:
+        done, loss_sum, correct_sum, seen = (partial["step"], partial["loss_sum"],
+                                             partial["correct_sum"], partial["seen"])
+        norm_sum = np.asarray(partial["norm_sum"], dtype=norm_sum.dtype)
+    chunks = steps.epoch_chunks(bundle, epoch, config.batch_size, config.steps_per_execution,
+                                done, config.save_freq)
     for losses, corrects, counts, norms in _closing_progress(chunks, progress):
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:
@@ -301,13 +319,18 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
                 f"batch {done + bad[0] + 1}/{n_steps}; {kept}. Fix: lower --lr "
                 f"(was {config.lr}), clip the gradient (--clip-norm 1) or check the data.",
                 epoch + 1, done + bad[0] + 1)
-        loss_sum += float((losses * counts).sum())
-        correct_sum += float(corrects.sum())
+        # Step by step, so the sums do not depend on where chunks (and resumes) begin.
+        for loss, correct, count in zip(losses.tolist(), corrects.tolist(), counts.tolist()):
+            loss_sum += loss * count
+            correct_sum += correct
         seen += int(counts.sum())
         norm_sum += norms
         done += len(losses)
         progress.update(done, loss=loss_sum / seen, acc=correct_sum / seen,
                         samples_per_s=seen / max(progress.elapsed(), 1e-9))
+        if config.save_freq and done % config.save_freq == 0 and done < n_steps and save_step:
+            save_step({"step": done, "loss_sum": loss_sum, "correct_sum": correct_sum,
+                       "seen": seen, "norm_sum": norm_sum.tolist()})
         if stop.requested is not None:
             progress.abort()
             return None

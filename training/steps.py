@@ -57,25 +57,33 @@ def penalty(model):
     return tf.add_n(model.losses) if model.losses else tf.constant(0.0)
 
 
-def epoch_blocks(bundle, epoch: int, batch_size: int, steps_per_execution: int):
+def epoch_blocks(bundle, epoch: int, batch_size: int, steps_per_execution: int,
+                 start: int = 0, every: int | None = None):
     """Epoch ``epoch``'s batches as index blocks: yields ``(blocks [k, B], n)``.
 
-    Full batches come ``steps_per_execution`` at a time, the last such block
-    padded with row 0 to that static shape (one XLA compile serves every chunk
-    length; only the first ``n`` rows are run), then the partial last batch on
-    its own as a ``[1, B_last]`` block (its own compile).
+    Full batches come ``steps_per_execution`` at a time, a block shorter than
+    that padded with row 0 to that static shape (one XLA compile serves every
+    chunk length; only the first ``n`` rows are run), then the partial last
+    batch on its own as a ``[1, B_last]`` block (its own compile). ``start``
+    skips the epoch's first steps (a mid-epoch resume); with ``every`` no block
+    crosses a multiple of ``every`` steps, so a checkpoint can be written there.
+    Each step computes the same whichever block it is in.
     """
     order = bundle.epoch_order(epoch).astype(np.int32)
     full = len(order) // batch_size
     blocks = order[:full * batch_size].reshape(full, batch_size)
-    for start in range(0, full, steps_per_execution):
-        chunk = blocks[start:start + steps_per_execution]
-        n = len(chunk)
+    pos = start
+    while pos < full:
+        end = min(pos + steps_per_execution, full)
+        if every:
+            end = min(end, (pos // every + 1) * every)
+        chunk, n = blocks[pos:end], end - pos
         if n < steps_per_execution:
             chunk = np.concatenate([chunk, np.zeros((steps_per_execution - n, batch_size),
                                                     np.int32)])
         yield chunk, n
-    if len(order) > full * batch_size:
+        pos = end
+    if len(order) > full * batch_size and start <= full:
         yield order[full * batch_size:].reshape(1, -1), 1
 
 
@@ -208,17 +216,20 @@ class Steps:
         probs, loss = summed_loss(self.model, x, y, training=False)
         return loss, correct_count(probs, y)
 
-    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
-        """Run epoch ``epoch`` in compiled chunks; yield per chunk numpy
+    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int,
+                     start: int = 0, every: int | None = None):
+        """Run epoch ``epoch`` in compiled chunks from step ``start`` (chunks end at
+        multiples of ``every``, see :func:`epoch_blocks`); yield per chunk numpy
         ``(losses[n], corrects[n], counts[n], layer_norm_sums)`` so the caller can
-        stop, log or detect divergence between chunks."""
+        stop, log, checkpoint or detect divergence between chunks."""
         import tensorflow as tf
 
         if not self.fused:
             yield from self.replicated.epoch_chunks(bundle, epoch, batch_size,
-                                                    steps_per_execution)
+                                                    steps_per_execution, start, every)
             return
-        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution):
+        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution,
+                                      start, every):
             x_all, y_all, rows = bundle.train_rows(blocks)
             losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(rows),
                                                        tf.constant(n))
