@@ -40,7 +40,7 @@ __all__ = [
     "DatasetBundle", "DatasetError", "UnknownDatasetError", "DatasetNotInstalledError",
     "CorruptDatasetError", "NonFiniteDataError", "list_datasets", "describe",
     "load_dataset", "from_arrays", "epoch_permutation", "SPLITS", "SPLIT_SEED",
-    "TEST_FRACTION", "split_indices", "convert", "StreamedBundle", "is_streamed",
+    "TEST_FRACTION", "split_indices", "convert", "write_dataset", "StreamedBundle", "is_streamed",
 ]
 
 DEFAULT_DATASET = "digits"
@@ -237,5 +237,5 @@ def from_arrays(x, y, *, name: str = "arrays", num_classes: int | None = None,
     return DatasetBundle(name, arrays, k, raw.class_names, **kwargs)
 
 
-from ._convert import convert  # noqa: E402  (they import the loaders above)
+from ._convert import convert, write_dataset  # noqa: E402  (they import the loaders above)
 from ._streamed import StreamedBundle  # noqa: E402

@@ -115,7 +115,7 @@ def convert(source, out, *, shards: int | None = None, num_classes: int | None =
         DatasetError: bad source, labels outside ``num_classes``, bad arguments.
         OSError: ``out`` is unwritable or the disk is full (nothing is published).
     """
-    from . import TEST_FRACTION, split_indices
+    from . import TEST_FRACTION
 
     if shards is not None and (not isinstance(shards, int) or shards < 1):
         raise DatasetError(f"--shards must be a positive integer; received {shards!r}.")
@@ -124,14 +124,36 @@ def convert(source, out, *, shards: int | None = None, num_classes: int | None =
     if not 0.0 < float(validation_fraction) < 1.0 - TEST_FRACTION:
         raise DatasetError(f"validation_fraction must be in (0, {1 - TEST_FRACTION}); "
                            f"received {validation_fraction!r}.")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"--out {str(out)!r} is a file; pass a directory path.")
+    _check_out(out)
     pools, k, names, description = _source(source, num_classes)
+    return write_dataset(pools, out, num_classes=k, class_names=names, description=description,
+                         source=str(source), shards=shards,
+                         validation_fraction=validation_fraction, workers=workers,
+                         progress=progress)
+
+
+def _check_out(out) -> None:
+    if Path(out).exists() and not Path(out).is_dir():
+        raise DatasetError(f"--out {str(out)!r} is a file; pass a directory path.")
+
+
+def write_dataset(pools: dict, out, *, num_classes: int, class_names, description: str,
+                  source: str, shards: int | None = None, validation_fraction: float = 0.1,
+                  workers: int | None = None, progress: bool = True) -> Path:
+    """Split ``pools`` (as in ``RawData``, uint8 images) and write them to ``out``.
+
+    ``x`` of a pool only needs ``shape`` and ``x[rows]`` (a memory map, or an
+    object that synthesises the rows), read by forked writer processes.
+    See :func:`convert` for the other arguments.
+    """
+    from . import split_indices
+
+    _check_out(out)
+    out, k, names, source = Path(out), int(num_classes), tuple(class_names), str(source)
     splits = split_indices(pools, float(validation_fraction))
     for split in SPLITS:
         if len(splits[split][1]) == 0:
-            raise CorruptDatasetError(f"Dataset {str(source)!r} has no {split} examples after "
+            raise CorruptDatasetError(f"Dataset {source!r} has no {split} examples after "
                                       "splitting; it needs more images per class.")
     n_train = len(splits["train"][1])
     shards = shards or max(1, -(-n_train // SHARD_EXAMPLES))
@@ -162,7 +184,7 @@ def convert(source, out, *, shards: int | None = None, num_classes: int | None =
                             bar.update(bar.done + entry["count"])
         finally:
             _JOB.clear()
-        meta = {"format": FORMAT, "version": VERSION, "source": str(source),
+        meta = {"format": FORMAT, "version": VERSION, "source": source,
                 "description": description, "shape": list(shape), "dtype": "uint8",
                 "num_classes": k, "class_names": list(names),
                 "validation_fraction": float(validation_fraction),
