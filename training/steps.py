@@ -87,6 +87,22 @@ def epoch_blocks(bundle, epoch: int, batch_size: int, steps_per_execution: int,
         yield order[full * batch_size:].reshape(1, -1), 1
 
 
+def _read_ahead(bundle, blocks_iter):
+    """``(blocks, n, bundle.train_rows(blocks))``, the next chunk's examples read by a
+    thread while the current chunk runs (a streamed bundle reads them from disk)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = None
+        for blocks, n in blocks_iter:
+            future = pool.submit(bundle.train_rows, blocks)
+            if pending is not None:
+                yield pending[0], pending[1], pending[2].result()
+            pending = (blocks, n, future)
+        if pending is not None:
+            yield pending[0], pending[1], pending[2].result()
+
+
 class Steps:
     """The compiled training chunk and evaluation function for one model/optimizer.
 
@@ -228,9 +244,8 @@ class Steps:
             yield from self.replicated.epoch_chunks(bundle, epoch, batch_size,
                                                     steps_per_execution, start, every)
             return
-        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution,
-                                      start, every):
-            x_all, y_all, rows = bundle.train_rows(blocks)
+        blocks_iter = epoch_blocks(bundle, epoch, batch_size, steps_per_execution, start, every)
+        for blocks, n, (x_all, y_all, rows) in _read_ahead(bundle, blocks_iter):
             losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(rows),
                                                        tf.constant(n))
             yield (losses.numpy()[:n], corrects.numpy()[:n],
