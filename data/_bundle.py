@@ -95,6 +95,8 @@ class DatasetBundle:
             raise DatasetError(f"Unknown split {split!r}; choose one of {SPLITS}.")
         return self._tensors[split]
 
+    in_memory = True  # the splits are arrays in memory (a StreamedBundle reads them from disk)
+
     def train_rows(self, blocks: np.ndarray):
         """``(x, y, rows)`` for a ``[k, B]`` block of training indices: tensors to gather
         from and the rows of them that make the block's batches.

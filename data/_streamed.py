@@ -42,6 +42,8 @@ class StreamedBundle(DatasetBundle):
             or corrupted.
     """
 
+    in_memory = False
+
     def __init__(self, root, *, batch_size=128, seed=0, shuffle=True, verify=True,
                  cache=False):
         root = Path(root)
