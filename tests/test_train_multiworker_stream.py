@@ -5,20 +5,14 @@ import numpy as np
 import pytest
 
 from _cluster_helpers import CONFIG, cluster, load, run_worker, wait_all
+from _train_helpers import converted_digits
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def streamed(tmp_path_factory):
-    import data
-
-    tmp = tmp_path_factory.mktemp("src")
-    bundle = data.load_dataset("digits", limit=640)
-    x = np.concatenate([bundle.as_numpy(s)[0] for s in ("train", "val", "test")])
-    y = np.concatenate([bundle.as_numpy(s)[1] for s in ("train", "val", "test")])
-    np.savez(tmp / "d.npz", x=np.rint(x[..., 0] * 255).astype(np.uint8), y=y)
-    return str(data.convert(tmp / "d.npz", tmp / "ds", shards=2, progress=False))
+    return converted_digits(tmp_path_factory.mktemp("src"))
 
 
 def test_each_replica_reads_its_own_disjoint_columns(streamed):

@@ -5,10 +5,10 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 
-from _train_helpers import ROOT, assert_bitwise_equal, small_config, weights
+from _train_helpers import (ROOT, assert_bitwise_equal, converted_digits, small_config,
+                            weights)
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +40,7 @@ def _killed_run(out, overrides):
 
 @pytest.fixture(scope="module")
 def streamed(tmp_path_factory):
-    import data
-
-    src = tmp_path_factory.mktemp("src")
-    bundle = data.load_dataset("digits", limit=640)
-    x = np.concatenate([bundle.as_numpy(s)[0] for s in ("train", "val", "test")])
-    y = np.concatenate([bundle.as_numpy(s)[1] for s in ("train", "val", "test")])
-    np.savez(src / "d.npz", x=np.rint(x[..., 0] * 255).astype(np.uint8), y=y)
-    return str(data.convert(src / "d.npz", src / "ds", shards=2, progress=False))
+    return converted_digits(tmp_path_factory.mktemp("src"))
 
 
 @pytest.mark.parametrize("where", ["memory", "streamed"])
