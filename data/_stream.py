@@ -145,7 +145,9 @@ class ShardedSplit:
 
     def _open(self):
         if self._maps is None:
-            self._maps = [np.memmap(f, dtype=self.dtype, mode="r") for f in self.files]
+            # Records as byte rows: np.take of whole rows is a plain copy per record.
+            self._maps = [np.memmap(f, dtype=np.uint8, mode="r").reshape(-1, self.dtype.itemsize)
+                          for f in self.files]
         return self._maps
 
     def release(self) -> None:
@@ -163,7 +165,7 @@ class ShardedSplit:
             where = np.flatnonzero(shard == s)
             local = rows[where] - self.offsets[s]
             order = np.argsort(local, kind="stable")  # sequential reads within a shard
-            records = maps[s][local[order]]
+            records = np.take(maps[s], local[order], axis=0).view(self.dtype)[:, 0]
             x[where[order]] = records["x"]
             y[where[order]] = records["y"]
         return x, y

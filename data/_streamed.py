@@ -29,6 +29,11 @@ def to_float(x_uint8: np.ndarray) -> np.ndarray:
     return x_uint8.astype(np.float32) / 255.0
 
 
+def uint8_scale() -> np.ndarray:
+    """``[256]`` float32: the value :func:`to_float` gives each byte (a lookup table)."""
+    return to_float(np.arange(256, dtype=np.uint8))
+
+
 class StreamedBundle(DatasetBundle):
     """Train/val/test of a directory written by ``python -m data convert``.
 
@@ -70,14 +75,19 @@ class StreamedBundle(DatasetBundle):
             raise DatasetError(f"Unknown split {split!r}; choose one of {SPLITS}.")
         return self._splits[split]
 
-    def read(self, split: str, rows) -> tuple[np.ndarray, np.ndarray]:
-        """``(x float32 [n,H,W,C], y int64 [n])`` of the examples ``rows`` of ``split``."""
+    def read_uint8(self, split: str, rows) -> tuple[np.ndarray, np.ndarray]:
+        """``(x uint8 [n,H,W,C], y int64 [n])`` of the examples ``rows`` of ``split``."""
         reader = self.split_reader(split)
         x, y = reader.read(rows)
         self._read_bytes += x.nbytes
         if self._read_bytes > RELEASE_BYTES:
             reader.release()
             self._read_bytes = 0
+        return x, y
+
+    def read(self, split: str, rows) -> tuple[np.ndarray, np.ndarray]:
+        """``(x float32 [n,H,W,C], y int64 [n])`` of the examples ``rows`` of ``split``."""
+        x, y = self.read_uint8(split, rows)
         return to_float(x), y
 
     def as_numpy(self, split: str = "test"):
@@ -90,9 +100,11 @@ class StreamedBundle(DatasetBundle):
                            "held as tensors. Read batches with train_rows/pipeline instead.")
 
     def train_rows(self, blocks: np.ndarray):
+        """The block's examples as uint8 (a quarter of float32's bytes to copy); the
+        training step scales them to [0, 1] itself."""
         import tensorflow as tf
 
-        x, y = self.read("train", blocks.reshape(-1))
+        x, y = self.read_uint8("train", blocks.reshape(-1))
         rows = np.arange(blocks.size, dtype=np.int32).reshape(blocks.shape)
         return tf.constant(x), tf.constant(y.astype(np.int32)), rows
 

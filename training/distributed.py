@@ -74,10 +74,10 @@ class ReplicatedChunks:
         """This replica's rows ``idx``: flat ``[gradients of the summed loss..., loss sum, correct]``."""
         import tensorflow as tf
 
-        from .steps import correct_count, penalty, summed_loss
+        from .steps import correct_count, gather_images, penalty, summed_loss
 
         model, optimizer = self.steps.model, self.steps.optimizer
-        x, y = tf.gather(x_all, idx), tf.gather(y_all, idx)
+        x, y = gather_images(x_all, idx), tf.gather(y_all, idx)
         with tf.GradientTape() as tape:
             probs, sum_loss = summed_loss(model, x, y, training=True)
             objective = sum_loss

@@ -57,6 +57,20 @@ def penalty(model):
     return tf.add_n(model.losses) if model.losses else tf.constant(0.0)
 
 
+def gather_images(x_all, idx):
+    """Rows ``idx`` of ``x_all`` as float32 in [0, 1]: a streamed set's chunks arrive as
+    uint8 and are scaled here, in the compiled step, through a table of numpy's
+    ``u / 255`` values (the loaders' own rounding; XLA's division may round otherwise)."""
+    import tensorflow as tf
+
+    from data import uint8_scale
+
+    x = tf.gather(x_all, idx)
+    if x.dtype != tf.uint8:
+        return x
+    return tf.gather(tf.constant(uint8_scale()), tf.cast(x, tf.int32))
+
+
 def epoch_blocks(bundle, epoch: int, batch_size: int, steps_per_execution: int,
                  start: int = 0, every: int | None = None):
     """Epoch ``epoch``'s batches as index blocks: yields ``(blocks [k, B], n)``.
@@ -213,7 +227,7 @@ class Steps:
         size = idx.shape[0]
 
         def body(i, losses, corrects, norm_sum):
-            s_loss, s_correct, s_count, s_sq = self._replica_step(tf.gather(x_all, idx[i]),
+            s_loss, s_correct, s_count, s_sq = self._replica_step(gather_images(x_all, idx[i]),
                                                                   tf.gather(y_all, idx[i]))
             return (i + 1, losses.write(i, s_loss / s_count), corrects.write(i, s_correct),
                     norm_sum + tf.sqrt(s_sq))
