@@ -73,6 +73,11 @@ class DatasetBundle:
         x, y = self._arrays[split]
         return x, y
 
+    def head(self, split: str, n: int):
+        """``(x, y)`` of the first ``n`` examples of ``split`` (all of them when fewer)."""
+        x, y = self.as_numpy(split)
+        return x[:n], y[:n]
+
     def steps_per_epoch(self, batch_size: int | None = None) -> int:
         """Number of (possibly partial last) training batches per epoch."""
         b = int(batch_size or self.batch_size)

@@ -94,6 +94,9 @@ class StreamedBundle(DatasetBundle):
         """The whole split in memory (meant for the small val/test splits)."""
         return self.read(split, np.arange(self.sizes[split]))
 
+    def head(self, split: str, n: int):
+        return self.read(split, np.arange(min(int(n), self.sizes[split])))
+
     @functools.cached_property
     def _tensors(self):
         raise DatasetError(f"Dataset {self.name!r} is streamed from disk; its splits are not "

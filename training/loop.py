@@ -36,6 +36,11 @@ from .signals import GracefulStop
 from .steps import Steps
 
 
+# The dead-unit fraction is measured on at most this many validation examples (the
+# first ones), so a streamed set's validation split is never loaded whole.
+DEAD_UNIT_EXAMPLES = 65_536
+
+
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, log=None,
           bundle=None, callbacks=()) -> TrainResult:
     """Train ``config.model`` on ``config.dataset`` into ``config.out``.
@@ -265,7 +270,7 @@ def _finish(config, run, bundle, model, steps, early, result, log) -> None:
             f"(best val_loss {early.best:.4f})")
     result.test_loss, result.test_accuracy = steps.evaluate(bundle.pipeline("test", 1024))
     result.test_metrics = {"loss": result.test_loss, "accuracy": result.test_accuracy}
-    result.dead_fraction = dead_unit_fraction(model, bundle.as_numpy("val")[0])
+    result.dead_fraction = dead_unit_fraction(model, bundle.head("val", DEAD_UNIT_EXAMPLES)[0])
     outputs.write_final(config, run.path, model, result)
     if config.export:
         outputs.export_run(run.path, bundle, result.paths, log)
