@@ -127,6 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, required=True, help="scratch folder outside the repo")
     p.add_argument("--workers", type=int)
     p.add_argument("--skip-full", action="store_true", help="only the subset comparison")
+    p.add_argument("--skip-compare", action="store_true", help="only the full set")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -143,6 +144,8 @@ def main(argv=None) -> int:
         if not args.skip_full:
             report["full"] = train_child(full, args.work / "run_full", max(batches))
             print(f"full epoch: {json.dumps(report['full'])}", flush=True)
+        if args.skip_compare:
+            return 0
         npz = subset_npz(full, args.subset, args.work / "subset.npz")
         import data
         sub = data.convert(npz, args.work / "subset", progress=False)
@@ -159,8 +162,8 @@ def main(argv=None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(args.work, ignore_errors=True)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 from pathlib import Path
 
@@ -141,21 +142,28 @@ class ShardedSplit:
         counts = [int(s["count"]) for s in info["shards"]]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.count = int(self.offsets[-1])
-        self._maps = None
 
-    def _open(self):
-        if self._maps is None:
-            # Records as byte rows: np.take of whole rows is a plain copy per record.
-            self._maps = [np.memmap(f, dtype=np.uint8, mode="r").reshape(-1, self.dtype.itemsize)
-                          for f in self.files]
-        return self._maps
+    def _open(self) -> list:
+        """The shards as read-only maps of byte rows (np.take of a row is a plain copy).
 
-    def release(self) -> None:
-        """Unmap the shards: the pages read so far stop counting as this process' memory."""
-        self._maps = None
+        MADV_RANDOM: no read-ahead around each record, which would map (and count as
+        this process' memory) far more of a shard than the records read.
+        """
+        maps = []
+        for path in self.files:
+            with open(path, "rb") as f:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(mm, "madvise"):
+                mm.madvise(mmap.MADV_RANDOM)
+            maps.append(np.frombuffer(mm, np.uint8).reshape(-1, self.dtype.itemsize))
+        return maps
 
     def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Records ``rows`` (split-order indices, any order) as ``(x uint8, y int64)``."""
+        """Records ``rows`` (split-order indices, any order) as ``(x uint8, y int64)``.
+
+        The shards are mapped for this read only, so the resident memory of a long
+        epoch stays that of one read, whatever the size of the dataset.
+        """
         rows = np.asarray(rows, dtype=np.int64)
         maps = self._open()
         x = np.empty((len(rows), *self.shape), np.uint8)

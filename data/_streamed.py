@@ -19,11 +19,6 @@ from ._bundle import SPLITS, DatasetBundle
 from ._errors import DatasetError
 from ._stream import ShardedSplit, read_metadata
 
-# Unmap the shards after reading this many bytes, so the pages of a large set that
-# were read once stop counting as resident memory of the training process.
-RELEASE_BYTES = 256 << 20
-
-
 def to_float(x_uint8: np.ndarray) -> np.ndarray:
     """uint8 images -> float32 in [0, 1], the same rounding as the in-memory loaders."""
     return x_uint8.astype(np.float32) / 255.0
@@ -63,7 +58,6 @@ class StreamedBundle(DatasetBundle):
         self._shape = tuple(int(d) for d in meta["shape"])
         self._splits = {s: ShardedSplit(root, meta["splits"][s], self._shape) for s in SPLITS}
         self.sizes = {s: self._splits[s].count for s in SPLITS}
-        self._read_bytes = 0
 
     @property
     def input_shape(self) -> tuple:
@@ -77,13 +71,7 @@ class StreamedBundle(DatasetBundle):
 
     def read_uint8(self, split: str, rows) -> tuple[np.ndarray, np.ndarray]:
         """``(x uint8 [n,H,W,C], y int64 [n])`` of the examples ``rows`` of ``split``."""
-        reader = self.split_reader(split)
-        x, y = reader.read(rows)
-        self._read_bytes += x.nbytes
-        if self._read_bytes > RELEASE_BYTES:
-            reader.release()
-            self._read_bytes = 0
-        return x, y
+        return self.split_reader(split).read(rows)
 
     def read(self, split: str, rows) -> tuple[np.ndarray, np.ndarray]:
         """``(x float32 [n,H,W,C], y int64 [n])`` of the examples ``rows`` of ``split``."""
