@@ -30,7 +30,8 @@ run directory (--out, default runs/<model>):
   curves.png             loss and accuracy plots; gradient_norms.png with --track-gradients
   tensorboard/           TensorBoard logs (tensorboard --logdir <out>/tensorboard)
   checkpoints/epoch-N/   written atomically after every epoch: weights, optimizer state,
-                         dropout/RNG state; the data order of epoch k is f(seed, k)
+                         dropout/RNG state; the data order of epoch k is f(seed, k);
+                         with --save-freq N also epoch-K-step-S/ every N steps
   export/                with --export (manifest.json lists the artifacts)
   plots/                 a rule model's own learning_plots
 
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "sklearn_digits, fashion_mnist (apt-get install dataset-fashion-mnist), "
                    "tfds:<name> (e.g. tfds:cifar10, tfds:imagenet_resized/32x32; downloads only with "
                    "TFDS_DOWNLOAD=1 in the environment), a folder with "
-                   "one subfolder of images per class, or a .npz file with arrays x, y")
+                   "one subfolder of images per class, a .npz file with arrays x, y, or a "
+                   "directory written by python -m data convert (streamed from disk)")
     p.add_argument("--epochs", type=int, help="number of epochs (default 20; a rule model: its "
                    "rule's default); with --resume on a finished run: continue it to this many")
     p.add_argument("--batch-size", dest="batch_size", type=int,
@@ -124,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiworker: longest wait for the other workers in one all-reduce "
                    "before they are declared lost and this worker exits 75 "
                    f"(default {DEFAULT_WORKER_TIMEOUT:g})")
+    p.add_argument("--save-freq", dest="save_freq", type=int, metavar="N",
+                   help="also checkpoint every N steps inside an epoch (checkpoints/epoch-K-step-S/), "
+                   "so a run killed mid-epoch resumes there, bitwise equal to an uninterrupted run")
     p.add_argument("--limit", type=int, help="use at most N examples per source split (quick runs)")
     p.add_argument("--steps-per-execution", dest="steps_per_execution", type=int,
                    help="optimizer steps per compiled call (default 32; speed only)")

@@ -34,12 +34,14 @@ from ._errors import (CorruptDatasetError, DatasetError, DatasetNotInstalledErro
                       NonFiniteDataError, UnknownDatasetError)
 from ._sources import (_DESCRIPTIONS, _SOURCES, RawData, check_finite, load_folder,
                        load_npz, load_tfds)
+from ._stream import is_streamed
 
 __all__ = [
     "DatasetBundle", "DatasetError", "UnknownDatasetError", "DatasetNotInstalledError",
     "CorruptDatasetError", "NonFiniteDataError", "list_datasets", "describe",
     "load_dataset", "from_arrays", "epoch_permutation", "SPLITS", "SPLIT_SEED",
-    "TEST_FRACTION",
+    "TEST_FRACTION", "split_indices", "convert", "write_dataset", "StreamedBundle", "is_streamed",
+    "uint8_scale",
 ]
 
 DEFAULT_DATASET = "digits"
@@ -84,24 +86,36 @@ def _stratified_take(y: np.ndarray, fraction: float, rng: np.random.Generator):
     return mask
 
 
-def _split(raw: RawData, validation_fraction: float):
+def split_indices(pools: dict, validation_fraction: float) -> dict:
+    """Which pool rows make each split: ``{split: (pool name, sorted row indices)}``.
+
+    ``pools`` maps pool name to ``(x, y)`` as in :class:`RawData` (only ``y`` is read,
+    so ``x`` may be a memory map of any size). The in-memory loader and
+    ``python -m data convert`` both split with this, so a converted dataset holds
+    exactly the splits :func:`load_dataset` makes.
+    """
     rng = np.random.default_rng(SPLIT_SEED)
-    if "all" in raw.pools:
-        x, y = raw.pools["all"]
+    if "all" in pools:
+        y = np.asarray(pools["all"][1])
         test = _stratified_take(y, TEST_FRACTION, rng)
         rest = np.flatnonzero(~test)
         # validation_fraction is a fraction of ALL examples: 70/10/20 by default.
         val_in_rest = _stratified_take(y[rest], validation_fraction / (1 - TEST_FRACTION), rng)
-        splits = {"test": (x[test], y[test]),
-                  "val": (x[rest[val_in_rest]], y[rest[val_in_rest]]),
-                  "train": (x[rest[~val_in_rest]], y[rest[~val_in_rest]])}
-    else:
-        x, y = raw.pools["train"]
-        val = _stratified_take(y, validation_fraction, rng)
-        splits = {"train": (x[~val], y[~val]), "val": (x[val], y[val]),
-                  "test": raw.pools["test"]}
-    return {s: (np.ascontiguousarray(a, dtype=np.float32), np.asarray(b, dtype=np.int64))
-            for s, (a, b) in splits.items()}
+        return {"test": ("all", np.flatnonzero(test)), "val": ("all", rest[val_in_rest]),
+                "train": ("all", rest[~val_in_rest])}
+    y = np.asarray(pools["train"][1])
+    val = _stratified_take(y, validation_fraction, rng)
+    return {"train": ("train", np.flatnonzero(~val)), "val": ("train", np.flatnonzero(val)),
+            "test": ("test", np.arange(len(pools["test"][1])))}
+
+
+def _split(raw: RawData, validation_fraction: float):
+    splits = {}
+    for split, (pool, rows) in split_indices(raw.pools, validation_fraction).items():
+        x, y = raw.pools[pool]
+        splits[split] = (np.ascontiguousarray(x[rows], dtype=np.float32),
+                         np.asarray(y[rows], dtype=np.int64))
+    return splits
 
 
 def _check_split_values(name, raw: RawData):
@@ -175,6 +189,11 @@ def load_dataset(name: str = DEFAULT_DATASET, *, batch_size: int = 128, seed: in
         DatasetError: bad batch_size / validation_fraction / limit.
     """
     _validate_args(batch_size, validation_fraction, limit)
+    if is_streamed(name):
+        if limit is not None:
+            raise DatasetError(f"limit does not apply to the converted dataset {os.fspath(name)!r}; "
+                               "convert a subset instead (python -m data convert).")
+        return StreamedBundle(name, batch_size=int(batch_size), seed=seed, shuffle=shuffle)
     raw = _load_raw(name, limit)
     _check_split_values(name, raw)
     arrays = _split(raw, float(validation_fraction))
@@ -217,3 +236,7 @@ def from_arrays(x, y, *, name: str = "arrays", num_classes: int | None = None,
     _check_split_values(name, raw)
     arrays = _split(raw, float(kwargs.pop("validation_fraction")))
     return DatasetBundle(name, arrays, k, raw.class_names, **kwargs)
+
+
+from ._convert import convert, write_dataset  # noqa: E402  (they import the loaders above)
+from ._streamed import StreamedBundle, uint8_scale  # noqa: E402

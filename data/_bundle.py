@@ -73,6 +73,11 @@ class DatasetBundle:
         x, y = self._arrays[split]
         return x, y
 
+    def head(self, split: str, n: int):
+        """``(x, y)`` of the first ``n`` examples of ``split`` (all of them when fewer)."""
+        x, y = self.as_numpy(split)
+        return x[:n], y[:n]
+
     def steps_per_epoch(self, batch_size: int | None = None) -> int:
         """Number of (possibly partial last) training batches per epoch."""
         b = int(batch_size or self.batch_size)
@@ -94,6 +99,18 @@ class DatasetBundle:
         if split not in SPLITS:
             raise DatasetError(f"Unknown split {split!r}; choose one of {SPLITS}.")
         return self._tensors[split]
+
+    in_memory = True  # the splits are arrays in memory (a StreamedBundle reads them from disk)
+
+    def train_rows(self, blocks: np.ndarray):
+        """``(x, y, rows)`` for a ``[k, B]`` block of training indices: tensors to gather
+        from and the rows of them that make the block's batches.
+
+        In memory that is the whole training set and ``blocks`` itself; a streamed
+        bundle reads just the block's examples, so both give the same batches.
+        """
+        x, y = self.tensors("train")
+        return x, y, blocks
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """Indices of the training examples in the order epoch ``epoch`` visits them."""

@@ -50,3 +50,15 @@ def run_cli(*args, timeout=300):
 def error_lines(stderr: str) -> list[str]:
     """stderr lines that are ours (TensorFlow's C++ start-up chatter filtered out)."""
     return [l for l in stderr.splitlines() if l.startswith("train.py")]
+
+
+def converted_digits(tmp):
+    """small_config's 640 digits (its three splits pooled) converted into a streamed set in
+    ``tmp``; the converter splits them anew, so it is a set of its own, not small_config's."""
+    import data
+
+    bundle = data.load_dataset("digits", limit=640)
+    x = np.concatenate([bundle.as_numpy(s)[0] for s in ("train", "val", "test")])
+    y = np.concatenate([bundle.as_numpy(s)[1] for s in ("train", "val", "test")])
+    np.savez(tmp / "d.npz", x=np.rint(x[..., 0] * 255).astype(np.uint8), y=y)
+    return str(data.convert(tmp / "d.npz", tmp / "ds", shards=2, progress=False))

@@ -34,7 +34,8 @@ from utils.io import atomic_directory, remove_directory
 
 from .errors import CheckpointMismatchError, TrainingError
 
-_NAME = re.compile(r"^epoch-(\d{4,})$")
+# epoch-NNNN: NNNN epochs done; epoch-NNNN-step-SSSSSS: and SSSSSS steps of the next one.
+_NAME = re.compile(r"^epoch-(\d{4,})(?:-step-(\d{6,}))?$")
 KEEP = 2  # older checkpoints are pruned once a newer one is safely in place
 _INDEX_KEY = re.compile(r"^(model|optimizer)_\d{4}$")  # the format before path keys
 
@@ -104,7 +105,7 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
-def save(directory: Path, epoch: int, model, optimizer, extra: dict) -> Path:
+def save(directory: Path, epoch: int, model, optimizer, extra: dict, step: int = 0) -> Path:
     """Write checkpoint ``epoch`` (number of completed epochs) atomically.
 
     Args:
@@ -113,14 +114,16 @@ def save(directory: Path, epoch: int, model, optimizer, extra: dict) -> Path:
         model / optimizer: whose variables to save (``optimizer`` None for a
             model that learns by its own rule).
         extra: JSON-able state to keep beside the RNG states (history, ...).
+        step: steps of epoch ``epoch + 1`` already done (a mid-epoch checkpoint,
+            named ``epoch-NNNN-step-SSSSSS``); 0 at an epoch's end.
 
     Returns:
         The checkpoint directory.
     """
     directory = Path(directory)
-    target = directory / f"epoch-{epoch:04d}"
+    target = directory / (f"epoch-{epoch:04d}" + (f"-step-{step:06d}" if step else ""))
     arrays = {key: np.asarray(v.numpy()) for key, v in variable_keys(model, optimizer)}
-    state = {"epoch": int(epoch), "rng": _rng_state(), **extra}
+    state = {"epoch": int(epoch), "step": int(step), "rng": _rng_state(), **extra}
     with atomic_directory(target) as tmp:
         np.savez(tmp / "variables.npz", **arrays)
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
@@ -175,7 +178,7 @@ def list_checkpoints(directory: Path) -> list[Path]:
         return []
     found = [p for p in directory.iterdir() if p.is_dir() and _NAME.match(p.name)
              and (p / "state.json").is_file() and (p / "variables.npz").is_file()]
-    return sorted(found, key=epoch_of)
+    return sorted(found, key=lambda p: tuple(int(g or 0) for g in _NAME.match(p.name).groups()))
 
 
 def read(path: Path) -> tuple[dict, dict]:

@@ -20,7 +20,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 
 # Fields that only change how a run is watched or where it goes, not its weights:
 # they may differ between the original run and a --resume.
-_PRESENTATION_FIELDS = ("out", "quiet", "export", "worker_timeout")
+_PRESENTATION_FIELDS = ("out", "quiet", "export", "worker_timeout", "save_freq")
 
 # What None means for these fields when the model learns by backpropagation
 # (a model with its own learning rule takes the rule's defaults instead).
@@ -31,7 +31,7 @@ BACKPROP_DEFAULTS = {"epochs": 20, "batch_size": 64, "lr": 3e-3}
 _BACKPROP_ONLY = {"optimizer": "adam", "lr_schedule": "constant", "early_stopping": None,
                   "mixed_precision": False, "track_gradients": False, "strategy": "default",
                   "steps_per_execution": 32, "jit_compile": True, "clip_norm": None,
-                  "clip_value": None, "pretrain": None, "qat_epochs": 0}
+                  "clip_value": None, "pretrain": None, "qat_epochs": 0, "save_freq": None}
 # Rule parameters that have their own flags.
 _RULE_FLAGS = {"learning_rate": ("lr", "--lr"), "batch_size": ("batch_size", "--batch-size")}
 
@@ -72,6 +72,8 @@ class TrainConfig:
         worker_timeout: multiworker only: seconds a worker waits in one
             all-reduce for the others before declaring them lost
             (``training.cluster``; train.py then exits 75).
+        save_freq: also checkpoint every this many steps inside an epoch (a run
+            killed mid-epoch resumes from there); None: at the end of epochs only.
         pretrain: "rbm" pre-trains the hidden Dense layers one level at a time as
             RBMs before backpropagation (:mod:`training.pretrain`); None does not.
         qat_epochs: epochs of quantization-aware training after the ``epochs`` float
@@ -105,6 +107,7 @@ class TrainConfig:
     worker_timeout: float = DEFAULT_WORKER_TIMEOUT
     pretrain: str | None = None
     qat_epochs: int = 0
+    save_freq: int | None = None
 
     def __post_init__(self):
         if self.out is None:
@@ -124,6 +127,7 @@ class TrainConfig:
         positive_int("steps_per_execution", self.steps_per_execution)
         positive_int("early_stopping", self.early_stopping, allow_none=True)
         positive_int("limit", self.limit, allow_none=True)
+        positive_int("save_freq", self.save_freq, allow_none=True)
         for name in ("clip_norm", "clip_value"):
             value = getattr(self, name)
             if value is not None and not (is_number(value) and value > 0):

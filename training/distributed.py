@@ -74,10 +74,10 @@ class ReplicatedChunks:
         """This replica's rows ``idx``: flat ``[gradients of the summed loss..., loss sum, correct]``."""
         import tensorflow as tf
 
-        from .steps import correct_count, penalty, summed_loss
+        from .steps import correct_count, gather_images, penalty, summed_loss
 
         model, optimizer = self.steps.model, self.steps.optimizer
-        x, y = tf.gather(x_all, idx), tf.gather(y_all, idx)
+        x, y = gather_images(x_all, idx), tf.gather(y_all, idx)
         with tf.GradientTape() as tape:
             probs, sum_loss = summed_loss(model, x, y, training=True)
             objective = sum_loss
@@ -161,6 +161,31 @@ class ReplicatedChunks:
             self._data = tuple(self._per_replica(lambda _r, t=t: tf.identity(t)) for t in (x, y))
         return self._data
 
+    def _chunk_data(self, bundle, blocks: np.ndarray):
+        """``(x, y, rows)`` distributed values for a ``[n, B]`` chunk of global batches.
+
+        In memory every replica gathers its columns from the whole training set,
+        placed once. A streamed set is read per chunk, and each replica reads only
+        its own columns of the batches: a worker reads only its part of the order.
+        """
+        import tensorflow as tf
+
+        if bundle.in_memory:
+            x_all, y_all = self._replica_data(bundle)
+            return x_all, y_all, self._rows(blocks)
+        bounds = shard_bounds(blocks.shape[1], self.replicas)
+        parts: dict = {}
+
+        def part(r):
+            if r not in parts:
+                mine = np.ascontiguousarray(blocks[:, bounds[r]:bounds[r + 1]])
+                parts[r] = bundle.train_rows(mine)
+            return parts[r]
+
+        return (self._per_replica(lambda r: tf.identity(part(r)[0])),
+                self._per_replica(lambda r: tf.identity(part(r)[1])),
+                self._per_replica(lambda r: tf.constant(part(r)[2])))
+
     def _rows(self, blocks: np.ndarray):
         """``[n, B]`` global batches -> each replica's ``[n, b_r]`` rows (distributed value)."""
         import tensorflow as tf
@@ -169,18 +194,20 @@ class ReplicatedChunks:
         return self._per_replica(lambda r: tf.constant(
             np.ascontiguousarray(blocks[:, bounds[r]:bounds[r + 1]])))
 
-    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
+    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int,
+                     start: int = 0, every: int | None = None):
         """Like :meth:`training.steps.Steps.epoch_chunks`, on every replica of the cluster."""
         import tensorflow as tf
 
         from .steps import epoch_blocks
 
-        x_all, y_all = self._replica_data(bundle)
         watch = self.guard.watch if self.guard else (lambda _epoch: contextlib.nullcontext())
-        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution):
+        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution,
+                                      start, every):
             counts = np.full(blocks.shape[0], blocks.shape[1], np.float32)
+            x_all, y_all, rows = self._chunk_data(bundle, blocks)
             with watch(epoch + 1):
-                losses, corrects, norms = self.chunk(x_all, y_all, self._rows(blocks),
+                losses, corrects, norms = self.chunk(x_all, y_all, rows,
                                                      tf.constant(counts), tf.constant(n))
                 out = losses.numpy()[:n], corrects.numpy()[:n], counts[:n], norms.numpy()
             yield out

@@ -39,6 +39,11 @@ from .signals import GracefulStop
 from .steps import Steps
 
 
+# The dead-unit fraction is measured on at most this many validation examples (the
+# first ones), so a streamed set's validation split is never loaded whole.
+DEAD_UNIT_EXAMPLES = 65_536
+
+
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, log=None,
           bundle=None, callbacks=()) -> TrainResult:
     """Train ``config.model`` on ``config.dataset`` into ``config.out``.
@@ -150,15 +155,16 @@ def _train(config, run, bundle, log, callbacks) -> TrainResult:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _restore(run, model, optimizer, early, config, log) -> tuple[int, list]:
-    """Load the last checkpoint (resume); return the epochs done and the history so far.
+def _restore(run, model, optimizer, early, config, log) -> tuple[int, list, dict | None]:
+    """Load the last checkpoint (resume); return the epochs done, the history so far and,
+    from a mid-epoch checkpoint, the next epoch's progress (``step`` and running sums).
 
     Raises:
         TrainingError: the run already trained more epochs than ``config.epochs``.
     """
     found = ckpt.list_checkpoints(run.path / "checkpoints") if run.resume else []
     if not found:
-        return 0, []
+        return 0, [], None
     state = ckpt.restore(found[-1], model, optimizer)
     done = state["epoch"]
     if done > config.epochs + config.qat_epochs:
@@ -168,8 +174,10 @@ def _restore(run, model, optimizer, early, config, log) -> tuple[int, list]:
     saved = state["early_stopping"]
     early.best, early.wait = saved["best"], saved["wait"]
     early.best_epoch = saved.get("best_epoch", 0)
-    log(f"resuming {run.path} after epoch {done} ({found[-1].name})")
-    return done, state["history"]
+    step = state.get("step", 0)
+    within = f", step {step}" if step else ""
+    log(f"resuming {run.path} after epoch {done}{within} ({found[-1].name})")
+    return done, state["history"], (state["partial"] if step else None)
 
 
 def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
@@ -186,7 +194,7 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
     if found:  # a checkpoint of the QAT epochs restores into the QAT model
         model, optimizer = qat.resumed_phase(config, ckpt.epoch_of(found[-1]), model, optimizer,
                                              bundle, strategy)
-    start_epoch, history = _restore(run, model, optimizer, early, config, log)
+    start_epoch, history, partial = _restore(run, model, optimizer, early, config, log)
     if config.pretrain and start_epoch == 0:
         pretrain(model, bundle.as_numpy("train")[0], seed=config.seed, log=log)
     if not run.resume:
@@ -211,7 +219,16 @@ def _run(config, run, bundle, model, optimizer, strategy, log, callbacks,
             if epoch == config.epochs and not is_quantize_aware(model):
                 model, optimizer = qat.enter_qat(config, model, bundle, strategy, calibrate=True)
                 steps, result.model = make_steps(model, optimizer), model
-            epoch_run = _train_epoch(config, epoch, bundle, steps, stop, checkpoints, run.chief)
+
+            def save_step(sums, epoch=epoch):
+                if run.chief:
+                    ckpt.save(checkpoints, epoch, model, optimizer,
+                              {"history": history, "early_stopping": early.state(),
+                               "config": config.identity(), "partial": sums}, step=sums["step"])
+
+            epoch_run = _train_epoch(config, epoch, bundle, steps, stop, checkpoints, run.chief,
+                                     partial, save_step)
+            partial = None
             if epoch_run is None:
                 result.interrupted = stop.signal_name
                 break
@@ -269,7 +286,7 @@ def _finish(config, run, bundle, model, steps, early, result, log) -> None:
             f"(best val_loss {early.best:.4f})")
     result.test_loss, result.test_accuracy = steps.evaluate(bundle.pipeline("test", 1024))
     result.test_metrics = {"loss": result.test_loss, "accuracy": result.test_accuracy}
-    result.dead_fraction = dead_unit_fraction(model, bundle.as_numpy("val")[0])
+    result.dead_fraction = dead_unit_fraction(model, bundle.head("val", DEAD_UNIT_EXAMPLES)[0])
     outputs.write_final(config, run.path, model, result, bundle)
     if config.export:
         outputs.export_run(run.path, bundle, result.paths, log)
@@ -284,8 +301,10 @@ def _closing_progress(chunks, progress):
         raise
 
 
-def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
-    """One epoch of compiled chunks.
+def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief, partial=None,
+                 save_step=None):
+    """One epoch of compiled chunks, from ``partial`` (a mid-epoch checkpoint's step and
+    running sums) if given; ``save_step(sums)`` every ``config.save_freq`` steps.
 
     Returns:
         ``(stats, grad_norms, progress)``: the epoch's training figures (dict in
@@ -303,7 +322,12 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
                         live=False if config.quiet else None, silent=not chief)
     done, loss_sum, correct_sum, seen = 0, 0.0, 0.0, 0
     norm_sum = np.zeros(len(steps.norm_names))
-    chunks = steps.epoch_chunks(bundle, epoch, config.batch_size, config.steps_per_execution)
+    if partial is not None:
+        done, loss_sum, correct_sum, seen = (partial["step"], partial["loss_sum"],
+                                             partial["correct_sum"], partial["seen"])
+        norm_sum = np.asarray(partial["norm_sum"], dtype=norm_sum.dtype)
+    chunks = steps.epoch_chunks(bundle, epoch, config.batch_size, config.steps_per_execution,
+                                done, config.save_freq)
     for losses, corrects, counts, norms in _closing_progress(chunks, progress):
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:
@@ -316,13 +340,18 @@ def _train_epoch(config, epoch, bundle, steps, stop, checkpoints, chief):
                 f"batch {done + bad[0] + 1}/{n_steps}; {kept}. Fix: lower --lr "
                 f"(was {config.lr}), clip the gradient (--clip-norm 1) or check the data.",
                 epoch + 1, done + bad[0] + 1)
-        loss_sum += float((losses * counts).sum())
-        correct_sum += float(corrects.sum())
+        # Step by step, so the sums do not depend on where chunks (and resumes) begin.
+        for loss, correct, count in zip(losses.tolist(), corrects.tolist(), counts.tolist()):
+            loss_sum += loss * count
+            correct_sum += correct
         seen += int(counts.sum())
         norm_sum += norms
         done += len(losses)
         progress.update(done, loss=loss_sum / seen, acc=correct_sum / seen,
                         samples_per_s=seen / max(progress.elapsed(), 1e-9))
+        if config.save_freq and done % config.save_freq == 0 and done < n_steps and save_step:
+            save_step({"step": done, "loss_sum": loss_sum, "correct_sum": correct_sum,
+                       "seen": seen, "norm_sum": norm_sum.tolist()})
         if stop.requested is not None:
             progress.abort()
             return None

@@ -57,26 +57,64 @@ def penalty(model):
     return tf.add_n(model.losses) if model.losses else tf.constant(0.0)
 
 
-def epoch_blocks(bundle, epoch: int, batch_size: int, steps_per_execution: int):
+def gather_images(x_all, idx):
+    """Rows ``idx`` of ``x_all`` as float32 in [0, 1]: a streamed set's chunks arrive as
+    uint8 and are scaled here, in the compiled step, through a table of numpy's
+    ``u / 255`` values (the loaders' own rounding; XLA's division may round otherwise)."""
+    import tensorflow as tf
+
+    from data import uint8_scale
+
+    x = tf.gather(x_all, idx)
+    if x.dtype != tf.uint8:
+        return x
+    return tf.gather(tf.constant(uint8_scale()), tf.cast(x, tf.int32))
+
+
+def epoch_blocks(bundle, epoch: int, batch_size: int, steps_per_execution: int,
+                 start: int = 0, every: int | None = None):
     """Epoch ``epoch``'s batches as index blocks: yields ``(blocks [k, B], n)``.
 
-    Full batches come ``steps_per_execution`` at a time, the last such block
-    padded with row 0 to that static shape (one XLA compile serves every chunk
-    length; only the first ``n`` rows are run), then the partial last batch on
-    its own as a ``[1, B_last]`` block (its own compile).
+    Full batches come ``steps_per_execution`` at a time, a block shorter than
+    that padded with row 0 to that static shape (one XLA compile serves every
+    chunk length; only the first ``n`` rows are run), then the partial last
+    batch on its own as a ``[1, B_last]`` block (its own compile). ``start``
+    skips the epoch's first steps (a mid-epoch resume); with ``every`` no block
+    crosses a multiple of ``every`` steps, so a checkpoint can be written there.
+    Each step computes the same whichever block it is in.
     """
     order = bundle.epoch_order(epoch).astype(np.int32)
     full = len(order) // batch_size
     blocks = order[:full * batch_size].reshape(full, batch_size)
-    for start in range(0, full, steps_per_execution):
-        chunk = blocks[start:start + steps_per_execution]
-        n = len(chunk)
+    pos = start
+    while pos < full:
+        end = min(pos + steps_per_execution, full)
+        if every:
+            end = min(end, (pos // every + 1) * every)
+        chunk, n = blocks[pos:end], end - pos
         if n < steps_per_execution:
             chunk = np.concatenate([chunk, np.zeros((steps_per_execution - n, batch_size),
                                                     np.int32)])
         yield chunk, n
-    if len(order) > full * batch_size:
+        pos = end
+    if len(order) > full * batch_size and start <= full:
         yield order[full * batch_size:].reshape(1, -1), 1
+
+
+def _read_ahead(bundle, blocks_iter):
+    """``(blocks, n, bundle.train_rows(blocks))``, the next chunk's examples read by a
+    thread while the current chunk runs (a streamed bundle reads them from disk)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = None
+        for blocks, n in blocks_iter:
+            future = pool.submit(bundle.train_rows, blocks)
+            if pending is not None:
+                yield pending[0], pending[1], pending[2].result()
+            pending = (blocks, n, future)
+        if pending is not None:
+            yield pending[0], pending[1], pending[2].result()
 
 
 class Steps:
@@ -189,7 +227,7 @@ class Steps:
         size = idx.shape[0]
 
         def body(i, losses, corrects, norm_sum):
-            s_loss, s_correct, s_count, s_sq = self._replica_step(tf.gather(x_all, idx[i]),
+            s_loss, s_correct, s_count, s_sq = self._replica_step(gather_images(x_all, idx[i]),
                                                                   tf.gather(y_all, idx[i]))
             return (i + 1, losses.write(i, s_loss / s_count), corrects.write(i, s_correct),
                     norm_sum + tf.sqrt(s_sq))
@@ -208,19 +246,21 @@ class Steps:
         probs, loss = summed_loss(self.model, x, y, training=False)
         return loss, correct_count(probs, y)
 
-    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int):
-        """Run epoch ``epoch`` in compiled chunks; yield per chunk numpy
+    def epoch_chunks(self, bundle, epoch: int, batch_size: int, steps_per_execution: int,
+                     start: int = 0, every: int | None = None):
+        """Run epoch ``epoch`` in compiled chunks from step ``start`` (chunks end at
+        multiples of ``every``, see :func:`epoch_blocks`); yield per chunk numpy
         ``(losses[n], corrects[n], counts[n], layer_norm_sums)`` so the caller can
-        stop, log or detect divergence between chunks."""
+        stop, log, checkpoint or detect divergence between chunks."""
         import tensorflow as tf
 
         if not self.fused:
             yield from self.replicated.epoch_chunks(bundle, epoch, batch_size,
-                                                    steps_per_execution)
+                                                    steps_per_execution, start, every)
             return
-        x_all, y_all = bundle.tensors("train")
-        for blocks, n in epoch_blocks(bundle, epoch, batch_size, steps_per_execution):
-            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(blocks),
+        blocks_iter = epoch_blocks(bundle, epoch, batch_size, steps_per_execution, start, every)
+        for blocks, n, (x_all, y_all, rows) in _read_ahead(bundle, blocks_iter):
+            losses, corrects, norms = self.fused_chunk(x_all, y_all, tf.constant(rows),
                                                        tf.constant(n))
             yield (losses.numpy()[:n], corrects.numpy()[:n],
                    np.full(n, blocks.shape[1], np.float32), norms.numpy())

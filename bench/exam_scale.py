@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""The exam at its scale: exam_mlp on millions of 32x32 images in 1000 classes, streamed.
+
+1. Synthesises a learnable set (each class a fixed random low-frequency pattern,
+   every image that pattern plus per-pixel noise, both deterministic per index)
+   straight into the streamed format with ``data.write_dataset`` (parallel
+   writer processes), and reports its speed and disk size.
+2. Trains exam_mlp on it for one epoch with train.py in a child process and
+   reports that child's peak RSS, samples/s, the epoch's time and the test accuracy.
+3. On a subset that fits in memory, trains the same model from the in-memory
+   path (a .npz of the same images) and from the streamed path, at each batch
+   size, in this same run, and reports the streamed/in-memory throughput ratio.
+
+    .venv/bin/python bench/exam_scale.py --images 10000000 --work /tmp/exam
+    .venv/bin/python bench/exam_scale.py --images 200000 --subset 100000 --work /tmp/exam_small
+
+Everything is written under ``--work`` (never inside the repository); ``--keep``
+keeps it, otherwise it is deleted at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CLASSES = 1000
+SIZE = 32
+
+
+def class_patterns(classes: int, seed: int = 0) -> np.ndarray:
+    """``[classes, 32, 32]`` uint8: a sum of 3 random 2-D cosines per class, in 32..223."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    freq = rng.uniform(0.5, 3.0, (classes, 3, 2))
+    phase = rng.uniform(0, 2 * np.pi, (classes, 3))
+    waves = np.cos(2 * np.pi * (freq[..., 0, None, None] * yy + freq[..., 1, None, None] * xx)
+                   + phase[..., None, None]).sum(axis=1)
+    return np.rint(128 + 95 * waves / 3).astype(np.uint8)
+
+
+class SyntheticImages:
+    """``x[rows]`` of the synthetic set: pattern of the row's class + hashed noise in +-48."""
+
+    def __init__(self, labels: np.ndarray, patterns: np.ndarray):
+        self.labels, self.patterns = labels, patterns
+        self.shape = (len(labels), SIZE, SIZE, 1)
+
+    def __getitem__(self, rows):
+        rows = np.asarray(rows, dtype=np.uint64)
+        h = rows[:, None] * np.uint64(SIZE * SIZE) + np.arange(SIZE * SIZE, dtype=np.uint64)
+        h ^= h >> np.uint64(33)  # splitmix-style mixing: deterministic per (row, pixel)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        noise = (h % np.uint64(97)).astype(np.int16) - 48
+        image = self.patterns[self.labels[rows.astype(np.int64)]].astype(np.int16)
+        return np.clip(image + noise.reshape(-1, SIZE, SIZE), 0, 255).astype(np.uint8)[..., None]
+
+
+def synthesise(out: Path, images: int, workers: int | None) -> dict:
+    import data
+
+    labels = np.arange(images, dtype=np.int64) % CLASSES
+    pools = {"all": (SyntheticImages(labels, class_patterns(CLASSES)), labels)}
+    t0 = time.perf_counter()
+    data.write_dataset(pools, out, num_classes=CLASSES, class_names=[str(i) for i in range(CLASSES)],
+                       description=f"{images:,} synthetic 32x32 images in {CLASSES} classes",
+                       source="bench/exam_scale.py", workers=workers, progress=True)
+    seconds = time.perf_counter() - t0
+    size = sum(p.stat().st_size for p in out.iterdir())
+    return {"images": images, "seconds": seconds, "images_per_s": images / seconds,
+            "disk_bytes": size}
+
+
+def train_child(dataset: Path, out: Path, batch_size: int, epochs: int = 1) -> dict:
+    """train.py in a child process: its peak RSS, samples/s and test accuracy."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    code = ("import resource, runpy, sys; sys.argv = ['train.py'] + sys.argv[1:]\n"
+            "try:\n    runpy.run_path('train.py', run_name='__main__')\n"
+            "finally:\n    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+            " file=sys.stderr)")
+    cmd = [sys.executable, "-c", code, "--dataset", str(dataset), "--epochs", str(epochs),
+           "--batch-size", str(batch_size), "--out", str(out), "--overwrite", "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f"train.py failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
+    peak = [int(l.split()[1]) for l in res.stderr.splitlines() if l.startswith("PEAK_RSS_KB")]
+    history = json.loads((out / "history.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    last = history[-1]
+    return {"batch_size": batch_size, "peak_rss_gb": peak[0] / 2**20,
+            "samples_per_s": last["samples_per_s"], "epoch_s": last["time_s"],
+            "test_accuracy": summary.get("test_accuracy")}
+
+
+def subset_npz(dataset: Path, n: int, path: Path) -> Path:
+    """The first ``n`` examples of each split of ``dataset`` as x/y (+ x_test/y_test) in a .npz."""
+    import data
+
+    bundle = data.load_dataset(dataset)
+    parts = {}
+    for split in ("train", "val", "test"):
+        k = min(n if split == "train" else max(n // 7, 1), bundle.sizes[split])
+        x, y = bundle.read(split, np.arange(k))
+        parts[split] = (np.rint(x[..., 0] * 255).astype(np.uint8), y)
+    x = np.concatenate([parts["train"][0], parts["val"][0]])
+    y = np.concatenate([parts["train"][1], parts["val"][1]])
+    np.savez(path, x=x, y=y, x_test=parts["test"][0], y_test=parts["test"][1])
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, default=10_000_000)
+    p.add_argument("--subset", type=int, default=200_000,
+                   help="training examples of the in-memory vs streamed comparison")
+    p.add_argument("--batch-size", default="64,512")
+    p.add_argument("--work", type=Path, required=True, help="scratch folder outside the repo")
+    p.add_argument("--workers", type=int)
+    p.add_argument("--skip-full", action="store_true", help="only the subset comparison")
+    p.add_argument("--skip-compare", action="store_true", help="only the full set")
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    batches = [int(b) for b in args.batch_size.split(",")]
+    args.work.mkdir(parents=True, exist_ok=True)
+    report = {}
+    try:
+        full = args.work / "full"
+        report["convert"] = synthesise(full, args.images, args.workers)
+        c = report["convert"]
+        print(f"convert: {c['images']:,} images in {c['seconds']:.1f}s "
+              f"({c['images_per_s']:,.0f} images/s), {c['disk_bytes'] / 1e9:.2f} GB on disk",
+              flush=True)
+        if not args.skip_full:
+            report["full"] = train_child(full, args.work / "run_full", max(batches))
+            print(f"full epoch: {json.dumps(report['full'])}", flush=True)
+        if args.skip_compare:
+            return 0
+        npz = subset_npz(full, args.subset, args.work / "subset.npz")
+        import data
+        sub = data.convert(npz, args.work / "subset", progress=False)
+        report["compare"] = []
+        for b in batches:
+            mem = train_child(npz, args.work / f"run_mem_{b}", b, epochs=2)
+            disk = train_child(sub, args.work / f"run_disk_{b}", b, epochs=2)
+            row = {"batch_size": b, "in_memory": mem, "streamed": disk,
+                   "ratio": disk["samples_per_s"] / mem["samples_per_s"]}
+            report["compare"].append(row)
+            print(f"batch {b}: in-memory {mem['samples_per_s']:,.0f}/s "
+                  f"(peak {mem['peak_rss_gb']:.2f} GB), streamed {disk['samples_per_s']:,.0f}/s "
+                  f"(peak {disk['peak_rss_gb']:.2f} GB), ratio {row['ratio']:.2f}", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(args.work, ignore_errors=True)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
