@@ -43,8 +43,8 @@ class Artifact:
         quantization: ``None``, ``"float16"``, ``"dynamic"`` or ``"int8"`` (from the
             manifest; ``None`` when evaluated without one).
         manifest_entry: the export manifest's entry, when it came from one.
-        source_model: the name of the Keras model it was exported from (the
-            manifest's ``source``), when it came from a manifest.
+        card: the model card the artifact carries (``models.card``; None: it carries
+            none), read by :func:`check`.
     """
 
     path: Path
@@ -52,7 +52,7 @@ class Artifact:
     label: str
     quantization: str | None = None
     manifest_entry: dict | None = field(default=None, compare=False)
-    source_model: str | None = None
+    card: dict | None = field(default=None, compare=False)
 
     @property
     def description(self) -> str:
@@ -112,8 +112,6 @@ def _from_manifest(directory: Path) -> list[Artifact]:
     try:
         manifest = manifest_io.read(directory)
         entries = manifest["artifacts"]
-        source = manifest.get("source")
-        source = source.get("name") if isinstance(source, dict) else None
         if not entries:
             raise ArtifactError(f"The export manifest '{directory / MANIFEST}' lists no "
                                 "artifacts.")
@@ -126,8 +124,7 @@ def _from_manifest(directory: Path) -> list[Artifact]:
         quant = entry.get("quantization")
         label = f"{directory.name}/{entry['path']}" + (f" [{quant}]" if quant else "")
         artifacts.append(Artifact(path=path, kind=kind, label=label, quantization=quant,
-                                  manifest_entry=entry,
-                                  source_model=source if isinstance(source, str) else None))
+                                  manifest_entry=entry))
     return artifacts
 
 
@@ -189,31 +186,34 @@ def check(artifact: Artifact) -> None:
         from models.loading import read_config  # the .keras archive checks, in one place
 
         try:
-            config = read_config(path)
+            read_config(path)
         except ModelLoadError as exc:
             raise ArtifactError(f"{bad}: {exc}") from None
-        inner = config.get("config")
-        _check_class_scores(artifact, inner.get("name") if isinstance(inner, dict) else None)
-    if artifact.source_model is not None:
-        _check_class_scores(artifact, artifact.source_model)
 
 
-def _check_class_scores(artifact: Artifact, model_name) -> None:
-    """Refuse an artifact of a registered model whose output is not class scores.
+def read_card(artifact: Artifact) -> dict | None:
+    """The model card ``artifact`` carries, checked to be class scores.
 
-    Only a name the registry knows decides: a model of the user's own is scored
-    as it comes.
+    Raises:
+        ArtifactError: the card is corrupt, or says the output is not class scores
+            (accuracy says nothing about it). An artifact without a card is scored as
+            it comes.
     """
-    import models
+    from export import metadata
+    from models.card import DECISIONS, is_classifier
+    from models.errors import ModelCardError
 
-    if not isinstance(model_name, str) or model_name not in models.list_models():
-        return
-    if not models.is_classifier(model_name):
+    try:
+        card = metadata.read_card(artifact.path)
+    except ModelCardError as exc:
+        raise ArtifactError(str(exc)) from None
+    if card is not None and not is_classifier(card):
         raise ArtifactError(
-            f"'{artifact.label}' comes from model {model_name!r}, whose output is not class "
-            f"scores ({models.describe(model_name)['description'].rstrip('.')}), so accuracy "
-            "says nothing about it. evaluate.py scores classifiers; the model's own test "
-            "figures are in the summary.json of its train.py run.")
+            f"'{artifact.label}' is a model whose output is not class scores (its model card: "
+            f"{DECISIONS[card['decision']]}), so accuracy says nothing about it. evaluate.py "
+            "scores classifiers; the model's own test figures are in the summary.json of its "
+            "train.py run.")
+    return card
 
 
 def _check_onnx(path: Path, bad: str) -> None:

@@ -186,6 +186,7 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
     resolved = _artifacts.resolve(list(artifacts))
     for art in resolved:
         _artifacts.check(art)
+    resolved = [dataclasses.replace(art, card=_artifacts.read_card(art)) for art in resolved]
 
     import data
 

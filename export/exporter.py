@@ -12,11 +12,13 @@ import os
 import time
 
 from export import manifest as manifest_io
+from export import metadata
 from export.checks import (DEFAULT_FORMATS, FORMATS, MANIFEST, QUANTIZATIONS, check_data,
                            check_formats, check_model_inputs, check_options, check_out_dir,
                            check_quantize)
 from export.errors import ExportError, ValidationError
 from export.manifest import MANIFEST_MD, manifest_markdown
+from models.card import card_json, model_card
 
 __all__ = ["export_model", "FORMATS", "DEFAULT_FORMATS", "QUANTIZATIONS", "MANIFEST", "MANIFEST_MD",
            "check_formats", "check_quantize", "manifest_markdown"]
@@ -89,6 +91,8 @@ def export_model(model_or_path, out_dir, formats=DEFAULT_FORMATS, quantize=None,
     out = check_out_dir(out_dir)
     model, source = _load_model(model_or_path)
     check_model_inputs(model, options.formats)
+    card = model_card(model)
+    card_text = card_json(card)
     data, check = check_data(model, representative_data, validation_data)
     reference_model, export_graph, rewrites = _prepare_graph(model, options)
 
@@ -102,19 +106,20 @@ def export_model(model_or_path, out_dir, formats=DEFAULT_FORMATS, quantize=None,
             name = _artifact_name(fmt, quant, options.fixed_batch if fmt == "tflite" else None)
             start = time.perf_counter()
             info = _convert(fmt, quant, export_graph, tmp / name, options, data,
-                            shared_saved_model)
+                            shared_saved_model, card_text)
+            metadata.embed(tmp / name, fmt, card_text)
             if fmt == "tflite_micro":
-                info = _micro_extras(tmp, name, info)
+                info = _micro_extras(tmp, name, info, card_text)
             if fmt == "saved_model" and options.fixed_batch is None:
                 shared_saved_model = tmp / name
             entry, fails = _describe_and_validate(
                 tmp, name, fmt, quant, info, time.perf_counter() - start, reference,
-                options=options, data=check, decision=_decision(model))
+                options=options, data=check, decision=card["decision"])
             artifacts.append(entry)
             failures += fails
         if failures:
             raise ValidationError(failures)
-        manifest = manifest_io.describe(model, source, options, rewrites, artifacts)
+        manifest = manifest_io.describe(model, source, options, rewrites, artifacts, card)
         manifest_io.write(tmp, manifest)
     return manifest
 
@@ -171,11 +176,11 @@ def _artifact_name(fmt, quant, fixed_batch) -> str:
     return stem + ".tflite"
 
 
-def _convert(fmt, quant, graph, path, options, data, saved_model) -> dict:
+def _convert(fmt, quant, graph, path, options, data, saved_model, card_text) -> dict:
     """Write one artifact; returns what the converter learned about it."""
     from export import convert, micro, onnx_int8, tflite_convert
     if fmt == "saved_model":
-        return convert.to_saved_model(graph, path)
+        return convert.to_saved_model(graph, path, card_text=card_text)
     if fmt == "onnx" and quant == "int8":
         return onnx_int8.to_onnx_int8(path.parent / _artifact_name("onnx", None, None), path,
                                       data)
@@ -191,7 +196,7 @@ def _convert(fmt, quant, graph, path, options, data, saved_model) -> dict:
         float_head=options.int8_float_head)
 
 
-def _micro_extras(tmp, name, info) -> dict:
+def _micro_extras(tmp, name, info, card_text) -> dict:
     """The C sources beside a tflite_micro model, and its measured arena."""
     from export import micro, micro_runtime, micro_sources
     content = (tmp / name).read_bytes()
@@ -204,7 +209,8 @@ def _micro_extras(tmp, name, info) -> dict:
                      f"{micro_runtime.ARENA_MARGIN_MIN} bytes, 16-byte aligned",
         input_quantization=inputs, output_quantization=outputs,
         sources={f: dict(zip(("size_bytes", "sha256"), manifest_io.sha256(tmp / f)))
-                 for f in micro_sources.write_sources(tmp, content, info["micro"]["resolver"])})
+                 for f in micro_sources.write_sources(tmp, content, info["micro"]["resolver"],
+                                                    card_text)})
     return info
 
 
@@ -215,13 +221,6 @@ def _load_runner(path, fmt, info):
         # At the arena the manifest promises: validation proves that size works.
         return TFLiteMicroRunner(path, arena_size=info["micro"]["arena_bytes"])
     return runtime.load_artifact(path)
-
-
-def _decision(model) -> str:
-    """What the model's first output decides (``export.validate.DECISIONS``): its
-    registered family's, else "argmax" (class scores)."""
-    import models
-    return models.decision_of(model.name) if model.name in models.list_models() else "argmax"
 
 
 def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, options,

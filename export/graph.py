@@ -129,6 +129,60 @@ def static_flatten(model):
     return (clone, rewrites) if clone is not None else (model, [])
 
 
+class GraphConv(keras.layers.Layer):
+    """Export-only grouped convolution as one plain ``Conv2D`` op of the graph.
+
+    Keras runs a grouped convolution (``groups > 1``, ConvNeXt's depthwise
+    ``Conv2D``) inside a nested ``tf.function(jit_compile=True)``, because
+    TensorFlow's CPU kernel lacks it; tf2onnx cannot inline that XLA call and
+    leaves it unconverted. This layer shares the original layer's weights and
+    traces ``tf.nn.conv2d`` directly, which ONNX's grouped ``Conv`` expresses.
+    Never run by TensorFlow on CPU and never saved (so not registered).
+    """
+
+    def __init__(self, conv, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = conv
+
+    def call(self, x):
+        import tensorflow as tf
+
+        c = self.conv
+        y = tf.nn.conv2d(x, c.kernel, strides=[1, *c.strides, 1], padding=c.padding.upper(),
+                         dilations=[1, *c.dilation_rate, 1])
+        if c.use_bias:
+            y = y + c.bias
+        return c.activation(y)
+
+    def compute_output_shape(self, shape):
+        return self.conv.compute_output_shape(shape)
+
+
+def graph_convolutions(model):
+    """Replace each grouped channels-last ``Conv2D`` by :class:`GraphConv`.
+
+    Returns:
+        ``(model, rewrites)`` as :func:`static_flatten` does.
+    """
+    rewrites = []
+
+    def grouped(layer):
+        return (type(layer) is keras.layers.Conv2D and layer.groups > 1
+                and layer.data_format == "channels_last")
+
+    def fn(layer):
+        if grouped(layer):
+            rewrites.append(f"{layer.name}: grouped Conv2D (groups={layer.groups}) -> one "
+                            "graph Conv2D op (no nested XLA call)")
+            return GraphConv(layer, name=layer.name)
+        return layer
+
+    if not any(grouped(l) for l in model._flatten_layers(include_self=False)):
+        return model, []
+    clone = _clone(model, fn)
+    return (clone, rewrites) if clone is not None else (model, [])
+
+
 # --------------------------------------------------------------- signature
 def input_names(model) -> list[str]:
     n = len(model.inputs)

@@ -123,14 +123,16 @@ def tool_versions() -> dict:
     return out
 
 
-def describe(model, source, options, rewrites, artifacts) -> dict:
-    """The manifest of one export (``source``: the ``.keras`` path or None)."""
+def describe(model, source, options, rewrites, artifacts, card) -> dict:
+    """The manifest of one export (``source``: the ``.keras`` path or None; ``card``:
+    the model card written into every artifact, ``export.metadata``)."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": {"path": source, "name": model.name,
                    "params": int(model.count_params()),
                    "logits_only": bool(options.logits_only)},
+        "model_card": card,
         "graph_rewrites": rewrites,
         "validated": bool(options.validate),
         "tool_versions": tool_versions(),
@@ -180,12 +182,23 @@ def _micro_line(artifact) -> str:
             f"{', '.join(m['resolver'])}; sources {', '.join(m['sources'])}.")
 
 
+def _card_lines(card) -> list[str]:
+    if not card:
+        return []
+    from models.card import card_summary
+    lines = [f"Model card (in every artifact): {card_summary(card)}."]
+    if card.get("assumed"):
+        lines.append(f"Assumed: {card['assumed']}.")
+    return lines + [""]
+
+
 def manifest_markdown(manifest: dict) -> str:
     """The Markdown summary written beside ``manifest.json``."""
     src = manifest["source"]
     lines = [f"# Export of `{src['name']}` ({src['params']:,} parameters)", "",
              f"Created {manifest['created_utc']}"
              + (f" from `{src['path']}`" if src["path"] else "") + ".", "",
+             *_card_lines(manifest.get("model_card")),
              "| artifact | format | quantization | size | ops | edge ready | GPU delegate "
              "| validation |",
              "|---|---|---|---|---|---|---|---|"]

@@ -1,7 +1,8 @@
 """C++ sources for a TFLite Micro project, in the layout of TFLite Micro's
 examples: ``model_data.h`` / ``model_data.cc`` hold the ``.tflite`` bytes
 as ``g_model`` / ``g_model_len`` (16-byte aligned: TFLite Micro reads the
-flatbuffer in place), and ``op_resolver.h`` registers exactly the ops the
+flatbuffer in place) and the model card (``models.card``) as the JSON string
+``g_model_card``, and ``op_resolver.h`` registers exactly the ops the
 model uses, so the linker drops every other kernel.
 """
 from __future__ import annotations
@@ -14,13 +15,31 @@ RESOLVER_H = "op_resolver.h"
 _BYTES_PER_LINE = 12
 
 
-def model_header() -> str:
-    """``model_data.h``: the declarations of ``g_model`` and ``g_model_len``."""
+def model_header(card_text: str = "{}") -> str:
+    """``model_data.h``: the declarations of ``g_model`` and ``g_model_len``, and the
+    model card: what the input expects and what the output means."""
     return ("// The model as a C array (written by `python -m export`; do not edit).\n"
             "#ifndef MODEL_DATA_H_\n#define MODEL_DATA_H_\n\n"
             "extern const unsigned char g_model[];\n"
             "extern const unsigned int g_model_len;\n\n"
+            "// The model card (JSON): input shape, range and preprocessing; what the\n"
+            "// output decides (argmax/argmin/sign/bits/regression) and the class names.\n"
+            f"static const char g_model_card[] = {c_string(card_text)};\n\n"
             "#endif  // MODEL_DATA_H_\n")
+
+
+def c_string(text: str) -> str:
+    """``text`` as a C string literal (ASCII, escaped; non-ASCII as octal UTF-8 bytes)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= byte < 127 and ch != "?":  # "?" could start a trigraph
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
 
 
 def model_source(content: bytes) -> str:
@@ -50,14 +69,15 @@ def resolver_header(resolver_methods) -> str:
             "#endif  // OP_RESOLVER_H_\n")
 
 
-def write_sources(directory: Path, content: bytes, resolver_methods) -> list[str]:
+def write_sources(directory: Path, content: bytes, resolver_methods,
+                  card_text: str = "{}") -> list[str]:
     """Write the three files into ``directory`` (atomically each).
 
     Returns:
         Their names, for the manifest.
     """
     from utils.io import atomic_write_text
-    texts = {MODEL_H: model_header(), MODEL_CC: model_source(content),
+    texts = {MODEL_H: model_header(card_text), MODEL_CC: model_source(content),
              RESOLVER_H: resolver_header(resolver_methods)}
     for name, text in texts.items():
         atomic_write_text(Path(directory) / name, text)

@@ -5,7 +5,7 @@ shape and dtype, then values. Float artifacts pass when every element obeys
 ``|artifact - keras| <= atol + rtol * |keras|`` at batch 1 and batch 7 (7 proves
 the batch axis is dynamic). int8 artifacts are judged by agreement with Keras
 on real data on what the output decides (top-1 class for class scores; see
-:data:`DECISIONS`), since int8 rounding moves every output by up to a few
+:data:`AGREEMENTS`), since int8 rounding moves every output by up to a few
 quantization steps. Failures are returned, never raised here: the exporter
 collects them over all artifacts and raises one :class:`ValidationError`.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
+from models.card import DECISIONS
 
 # (atol, rtol) per quantization. float32: the runtimes reorder float sums, a
 # few ulp. float16 weights: ~2**-11 relative error per weight, accumulated
@@ -27,14 +29,18 @@ VALIDATION_BATCHES = (1, 7)
 AGREEMENT_SAMPLES = 1000
 # TFLite Micro vs. LiteRT's builtin int8 kernels: at most one output step apart.
 MICRO_MAX_STEPS = 1
-# What a model's first output decides, per sample, and how the agreement on it is
-# named (``models.Family.decision`` picks one for each registered family).
-DECISIONS = {
+# How the agreement on each decision of ``models.card.DECISIONS`` is named.
+AGREEMENTS = {
     "argmax": "top-1 agreement",                 # class scores; ART1's categories
     "argmin": "best-matching-unit agreement",    # a SOM's distances
     "sign": "recalled-state agreement",          # bipolar states: every unit's sign
     "bits": "state agreement",                   # binary states / probabilities vs 0.5
+    "regression": "value agreement",             # every output within REGRESSION_SPAN
 }
+assert set(AGREEMENTS) == set(DECISIONS), "every decision needs an agreement name"
+# A regression sample agrees when each of its outputs is within this fraction of the
+# Keras outputs' range (max - min over the agreement samples): a few int8 steps.
+REGRESSION_SPAN = 0.05
 
 
 def decide(outputs: np.ndarray, decision: str = "argmax") -> np.ndarray:
@@ -43,8 +49,9 @@ def decide(outputs: np.ndarray, decision: str = "argmax") -> np.ndarray:
 
     A single-unit output under "argmax" decides by the side of 0.5 (a sigmoid).
     """
-    if decision not in DECISIONS:
-        raise ValueError(f"Unknown decision {decision!r}; one of {', '.join(DECISIONS)}.")
+    if decision not in DECISIONS or decision == "regression":
+        raise ValueError(f"No per-sample decision for {decision!r}; one of "
+                         f"{', '.join(d for d in DECISIONS if d != 'regression')}.")
     flat = outputs.reshape(len(outputs), -1)
     if decision == "sign":
         return flat > 0
@@ -55,7 +62,7 @@ def decide(outputs: np.ndarray, decision: str = "argmax") -> np.ndarray:
 
 def agreement_name(validation: dict) -> str:
     """How a validation dict's int8 agreement reads ("top-1 agreement", ...)."""
-    return DECISIONS.get(validation.get("decision", "argmax"), "agreement")
+    return AGREEMENTS.get(validation.get("decision", "argmax"), "agreement")
 
 
 def validation_inputs(input_specs, batch, rng, data=None) -> list[np.ndarray]:
@@ -107,7 +114,7 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
         quantization: None | "float16" | "dynamic" | "int8".
         atol: overrides the absolute tolerance (float kinds only).
         data: real inputs ``[N, ...]`` (required for int8 agreement).
-        decision: what the first output decides (:data:`DECISIONS`), which an int8
+        decision: what the first output decides (``models.card.DECISIONS``), which an int8
             artifact must agree with Keras on.
 
     Returns:
@@ -213,9 +220,13 @@ def _agreement(runner, reference, data, decision="argmax") -> dict:
     """Agreement of the first output's decisions with Keras' on real data (the key
     keeps its name, ``top1_agreement``, for every decision)."""
     x = _agreement_inputs(data)
-    ref = decide(reference.run(x)[0], decision)
-    got = decide(np.concatenate([runner.run(x[i:i + 256])[0]
-                                 for i in range(0, len(x), 256)]), decision)
-    same = (got == ref).reshape(len(x), -1).all(axis=1)
+    ref = reference.run(x)[0]
+    got = np.concatenate([runner.run(x[i:i + 256])[0] for i in range(0, len(x), 256)])
+    if decision == "regression":
+        span = float(np.ptp(ref)) or 1.0
+        same = (np.abs(got.astype(np.float64) - ref) <= REGRESSION_SPAN * span
+                ).reshape(len(x), -1).all(axis=1)
+    else:
+        same = (decide(got, decision) == decide(ref, decision)).reshape(len(x), -1).all(axis=1)
     return {"top1_agreement": round(float(np.mean(same)), 6), "top1_bound": INT8_TOP1_BOUND,
             "samples": int(len(x)), "decision": decision}

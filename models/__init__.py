@@ -9,9 +9,11 @@ Example:
     >>> models.learn(models.create_model("hopfield", units=64), patterns)  # own rule, no backprop
 """
 import utils.tf_quiet  # noqa: F401  (before keras: silences TF's start-up lines)
-from models._registry import (Family, ModelSpec, create_model, decision_of, describe,
-                              is_classifier, list_models, model_spec, register_model)
-from models.errors import LearningRuleError, ModelConfigError, ModelLoadError, UnknownModelError
+from models._registry import (Family, ModelSpec, create_model, describe, list_models,
+                              model_spec, register_model)
+from models.card import DECISIONS, attach_card, model_card, update_card
+from models.errors import (LearningRuleError, ModelCardError, ModelConfigError, ModelLoadError,
+                           UnknownModelError)
 from models.rules import learn
 
 # Importing the family modules registers their builders.
@@ -24,7 +26,7 @@ from models.loading import load_model, resolve_model  # noqa: E402
 
 __all__ = [
     "Audit", "AuditRow", "anneal", "audit", "learn", "load_model", "resolve_model",
-    "Family", "ModelSpec", "LearningRuleError", "ModelConfigError", "ModelLoadError",
-    "UnknownModelError",
-    "create_model", "decision_of", "describe", "is_classifier", "list_models", "model_spec", "register_model",
+    "Family", "ModelSpec", "LearningRuleError", "ModelCardError", "ModelConfigError",
+    "ModelLoadError", "UnknownModelError", "DECISIONS", "attach_card", "model_card", "update_card",
+    "create_model", "describe", "list_models", "model_spec", "register_model",
 ]

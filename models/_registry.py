@@ -41,7 +41,7 @@ class Family:
             versa); ``given`` is the set of keys the caller or preset set, so it can tell
             a default from an explicit contradiction.
         decision: what the first output decides, which is what an int8 artifact
-            must agree with Keras on (``export.validate.DECISIONS``): "argmax"
+            must agree with Keras on (``models.card.DECISIONS``): "argmax"
             (class scores, ART1's categories), "argmin" (a SOM's best-matching
             unit), "sign" (a bipolar recalled state, every unit) or "bits" (a
             binary state or probabilities, every unit on the same side of 0.5).
@@ -88,13 +88,25 @@ class ModelSpec:
     description: str = ""
 
     def build(self) -> keras.Model:
-        """Build a fresh Keras model for this configuration."""
+        """Build a fresh Keras model for this configuration, with its model card."""
+        from models.card import attach_card
+
         model = self.family.build(dict(self.config))
         # Families build anonymous models; the registry name makes summaries
         # and saved files say which entry they came from.
         if self.name:
             model.name = self.name
+        attach_card(model, self.card(model))
         return model
+
+    def card(self, model: keras.Model) -> dict:
+        """The model card of ``model`` built from this spec (``models.model_card``)."""
+        from models.card import build_card
+
+        return build_card(model, name=self.name or None, family=self.family.name,
+                          decision=self.family.decision,
+                          num_classes=self.config.get("num_classes"),
+                          learning_rule=self.family.learning_rule)
 
     def expected_params(self) -> int:
         """Parameter count from the family's closed-form formula (no build)."""
@@ -188,28 +200,6 @@ def create_model(name: str, **overrides) -> keras.Model:
         >>> model = create_model("exam_mlp", output_activation=None)
     """
     return model_spec(name, **overrides).build()
-
-
-def is_classifier(name: str) -> bool:
-    """Whether registered model ``name`` outputs class scores (one column per class).
-
-    False for the families without classes (Hopfield's recalled state, a SOM's
-    distances, an RBM's p(h|v), ...): top-1 accuracy and top-1 agreement say
-    nothing about them.
-
-    Raises:
-        UnknownModelError: unknown name.
-    """
-    return model_spec(name).config.get("num_classes") is not None
-
-
-def decision_of(name: str) -> str:
-    """What registered model ``name``'s first output decides (:attr:`Family.decision`).
-
-    Raises:
-        UnknownModelError: unknown name.
-    """
-    return model_spec(name).family.decision
 
 
 def describe(name: str, **overrides) -> dict:

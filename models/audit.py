@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import keras
 
 from models.audit_activations import activation_of, activation_roles, consumers_of, safe
+from models.card import model_card
 from models.errors import ModelConfigError
 
 # Bytes per stored parameter for the sizes the export formats use.
@@ -69,6 +70,7 @@ class Audit:
     input_shape: str
     output_shape: str
     activations_used: dict = field(default_factory=dict)  # name -> ["hidden", "output"]
+    model_card: dict = field(default_factory=dict)  # models.card: what the model is
 
     def size_bytes(self, dtype: str = "float32") -> int:
         """Storage of all parameters at ``dtype`` (float32, float16 or int8)."""
@@ -136,6 +138,7 @@ def audit(model: keras.Model) -> Audit:
         input_shape=_shape_text(safe(lambda: model.input)),
         output_shape=_shape_text(safe(lambda: model.output)),
         activations_used=used,
+        model_card=model_card(model),
     )
 
 

@@ -14,6 +14,10 @@ def markdown(a: Audit) -> str:
     kernel_rows = [r for r in a.rows if r.params and r.type not in classes
                    and r.type not in ("BatchNormalization", "Activation")]
     lines.append(f"- Input layer: {a.input_shape}")
+    if a.model_card:
+        from models.card import card_summary
+        lines.append(f"- Model card: {card_summary(a.model_card)}"
+                     + (f" ({a.model_card['assumed']})" if a.model_card.get("assumed") else ""))
     for row in a.rows:
         if row.type in ("InputLayer", "Activation") or row.type in classes:
             continue  # activations are named on the layer they follow

@@ -17,3 +17,7 @@ class ModelConfigError(ModelError):
 
 class LearningRuleError(ModelError):
     """Raised for a model without a learning rule, bad rule parameters or bad data."""
+
+
+class ModelCardError(ModelError):
+    """Raised for a model card that is malformed or does not fit its model."""

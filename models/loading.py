@@ -31,6 +31,7 @@ import keras
 
 import activations  # noqa: F401  (registers our layers so .keras files deserialize)
 from models._registry import create_model
+from models.card import CARD_MEMBER, attach_card, parse_card
 from models.errors import ModelConfigError, ModelLoadError
 
 KERAS_SUFFIX = ".keras"
@@ -38,6 +39,7 @@ KERAS_SUFFIX = ".keras"
 # zoo can train fit well below 2 GiB. Declared sizes above these are refused unread.
 MAX_CONFIG_BYTES = 16 * 2 ** 20
 MAX_MEMBER_BYTES = 2 * 2 ** 30
+MAX_CARD_BYTES = 2 ** 20  # a card with 1,000 class names is ~20 KiB
 # Modules a config may name: Keras itself and the packages that register layers.
 TRUSTED_MODULES = ("keras", "activations", "models")
 
@@ -191,7 +193,27 @@ def load_model(path: str | os.PathLike, compile: bool = True,
         raise ModelLoadError(f"Cannot load '{path}': {_load_hint(exc)}") from exc
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"'{path}' holds a {type(model).__name__}, not a keras.Model.")
+    card = read_card(path)
+    if card is not None:
+        attach_card(model, card)
     return model
+
+
+def read_card(path: str | os.PathLike) -> dict | None:
+    """The model card stored in a ``.keras`` archive (``models.card``), None if it has none.
+
+    Raises:
+        ModelCardError: the stored card is not valid JSON or not a card.
+    """
+    with zipfile.ZipFile(path) as archive:
+        try:
+            info = archive.getinfo(CARD_MEMBER)
+        except KeyError:
+            return None
+        if info.file_size > MAX_CARD_BYTES:
+            raise ModelLoadError(f"'{path}' is refused: its {CARD_MEMBER} declares "
+                                 f"{info.file_size:,} bytes (limit {MAX_CARD_BYTES:,}).")
+        return parse_card(archive.read(info), f"'{path}' ({CARD_MEMBER})")
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ import zipfile
 import pytest
 
 from evaluation import evaluate
-from evaluation.artifacts import check, resolve
+from evaluation.artifacts import check, read_card, resolve
 from evaluation.errors import ArtifactError, EvaluationError
 
 
@@ -158,31 +158,46 @@ def test_manifest_size_and_hash_are_checked(tmp_path):
         check(resolve([tmp_path])[0])
 
 
-def test_models_without_class_scores_are_refused_before_any_work(tmp_path):
+def test_models_without_class_scores_are_refused_by_their_model_card(tmp_path):
     """A SOM's distances (or Hopfield's state, an RBM's features) are not class scores:
-    evaluate.py refuses them by the registry's word, as a .keras file and as an export
-    directory, and still scores the classic nets that are classifiers (LVQ)."""
-    import hashlib
-
+    evaluate.py refuses them by the card they carry, whatever their name, as a .keras
+    file and as a .tflite, and still scores the classic nets that are classifiers (LVQ)."""
     import models
+    from export import metadata
+    from models.card import card_json
 
     som = models.create_model("som", input_shape=(32, 32, 1), grid=(3, 3))
+    som.name = "my_renamed_map"
     som.save(tmp_path / "som.keras")
-    with pytest.raises(ArtifactError, match=r"model 'som'.* not class scores"):
-        check(resolve([tmp_path / "som.keras"])[0])
-    export_dir = tmp_path / "export"
-    export_dir.mkdir()
-    tflite = _tflite(export_dir / "model.tflite")
-    manifest = {"source": {"name": "som"},
-                "artifacts": [{"path": "model.tflite", "format": "tflite",
-                               "bytes": tflite.stat().st_size,
-                               "sha256": hashlib.sha256(tflite.read_bytes()).hexdigest()}]}
-    (export_dir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match=r"'export/model.tflite' comes from model 'som'"):
-        evaluate([export_dir])
+    with pytest.raises(ArtifactError, match=r"som.keras' is a model whose output is not class "
+                       r"scores \(its model card: distances"):
+        read_card(resolve([tmp_path / "som.keras"])[0])
+    tflite = _tflite(tmp_path / "model.tflite")
+    assert read_card(resolve([tflite])[0]) is None     # no card: scored as it comes
+    real = tmp_path / "som.tflite"
+    real.write_bytes(metadata.tflite_with_metadata(_real_tflite(), "zoo.model_card",
+                                                   card_json(models.model_card(som)).encode()))
+    with pytest.raises(ArtifactError, match=r"som.tflite' is a model whose output is not class"):
+        evaluate([real])
     lvq = models.create_model("lvq", input_shape=(32, 32, 1), num_classes=10)
     lvq.save(tmp_path / "lvq.keras")
-    check(resolve([tmp_path / "lvq.keras"])[0])       # a classifier: accepted
-    manifest["source"]["name"] = "my_own_net"          # not registered: scored as it comes
-    (export_dir / "manifest.json").write_text(json.dumps(manifest))
-    check(resolve([export_dir])[0])
+    assert read_card(resolve([tmp_path / "lvq.keras"])[0])["classes"]["count"] == 10
+
+
+def test_a_corrupt_model_card_in_a_tflite_is_one_clear_error(tmp_path):
+    from export import metadata
+
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(metadata.tflite_with_metadata(_real_tflite(), "zoo.model_card",
+                                                  b'{"decision": "argmax", "clas'))
+    with pytest.raises(ArtifactError, match=r"model card in '.*bad.tflite' .* is not valid JSON"):
+        evaluate([bad])
+
+
+def _real_tflite() -> bytes:
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: {"y": tf.nn.softmax(x)},
+                     input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [fn.get_concrete_function()], fn).convert()

@@ -183,6 +183,7 @@ class _Fixed:
     ("argmin", lambda a, b: a.argmin(1) == b.argmin(1)),
     ("sign", lambda a, b: np.all(np.sign(a) == np.sign(b), axis=1)),
     ("bits", lambda a, b: np.all((a > 0.5) == (b > 0.5), axis=1)),
+    ("regression", lambda a, b: np.all(np.abs(a - b) <= 0.05 * (b.max() - b.min()), axis=1)),
 ])
 def test_int8_agreement_is_on_the_decision_of_the_output(decision, reference):
     from export.validate import _agreement

@@ -185,12 +185,17 @@ def test_residual_skips_are_identities():
     assert rows["block_1_add"].activation is None and rows["block_2_add"].activation == "relu"
 
 
-def test_every_family_names_a_decision_the_exporter_knows():
-    """``Family.decision`` is what an int8 artifact must agree with Keras on."""
-    from export.validate import DECISIONS
-    decisions = {name: models.decision_of(name) for name in models.list_models()}
-    assert set(decisions.values()) <= set(DECISIONS)
+def test_every_model_card_names_a_decision_the_exporter_judges():
+    """The card's decision is what an int8 artifact must agree with Keras on."""
+    from export.validate import AGREEMENTS
+    cards = {name: models.model_card(models.create_model(name)) for name in models.list_models()}
+    decisions = {name: card["decision"] for name, card in cards.items()}
+    assert set(decisions.values()) <= set(AGREEMENTS)
     assert decisions["som"] == "argmin" and decisions["hopfield"] == "sign"
     assert decisions["rbm"] == "bits" and decisions["exam_mlp"] == "argmax"
-    # a classifier's output decides by argmax, whatever its family
-    assert all(decisions[n] == "argmax" for n in models.list_models() if models.is_classifier(n))
+    # a model with classes decides by argmax over exactly that many outputs
+    for name, card in cards.items():
+        if card["classes"] is not None:
+            assert card["decision"] == "argmax", name
+            width = models.create_model(name).outputs[0].shape[-1]
+            assert card["classes"]["count"] == width or (width == 1 and card["classes"]["count"] == 2), name

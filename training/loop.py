@@ -255,7 +255,7 @@ def _finish(config, run, bundle, model, steps, early, result, log) -> None:
     result.test_loss, result.test_accuracy = steps.evaluate(bundle.pipeline("test", 1024))
     result.test_metrics = {"loss": result.test_loss, "accuracy": result.test_accuracy}
     result.dead_fraction = dead_unit_fraction(model, bundle.as_numpy("val")[0])
-    outputs.write_final(config, run.path, model, result)
+    outputs.write_final(config, run.path, model, result, bundle)
     if config.export:
         outputs.export_run(run.path, bundle, result.paths, log)
 

@@ -94,14 +94,36 @@ def log_tensorboard(writer, record: dict) -> None:
     writer.flush()
 
 
-def write_final(config, run_dir: Path, model, result: TrainResult) -> None:
-    """The end of a complete run: model, audit, summary and plots (``export_run`` follows).
+def record_training(model, config, bundle, test_metrics: dict) -> dict:
+    """The model card (``models.card``) gains what the run knows: the dataset, its class
+    names, its preprocessing and the test metrics; returns the card now attached."""
+    import models
+
+    card = models.model_card(model)
+    names = [str(n) for n in bundle.class_names]
+    if card["classes"] is not None and card["classes"]["count"] == len(names):
+        card["classes"] = {"count": len(names), "names": names}
+    shape = card["input"].get("preprocessing") or f"shape {card['input']['shape']}"
+    card["input"] = dict(card["input"], range=[0.0, 1.0],
+                         preprocessing=f"{shape}: {bundle.description}" if bundle.description
+                         else shape)
+    card["dataset"] = {"name": str(config.dataset), "class_names": names,
+                       "sizes": dict(bundle.sizes),
+                       "test_metrics": {k: float(v) for k, v in test_metrics.items()
+                                        if isinstance(v, (int, float))}}
+    return models.attach_card(model, card)
+
+
+def write_final(config, run_dir: Path, model, result: TrainResult, bundle) -> None:
+    """The end of a complete run: model card, model, audit, summary and plots
+    (``export_run`` follows).
 
     ``result`` already holds the test metrics; its ``paths`` gain every file written.
     """
     import models
 
     paths, history = result.paths, result.history
+    record_training(model, config, bundle, result.test_metrics)
     with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
     paths["model"] = run_dir / "model.keras"
@@ -130,14 +152,14 @@ def write_final(config, run_dir: Path, model, result: TrainResult) -> None:
     paths["checkpoints"] = run_dir / "checkpoints"
 
 
-def export_run(run_dir: Path, bundle, paths: dict, log, *, classifier: bool = True) -> None:
+def export_run(run_dir: Path, bundle, paths: dict, log) -> None:
     """``--export``: float32 artifacts plus an int8 TFLite and an int8 ONNX
     into ``run_dir/export``.
 
     The int8 files are calibrated on training images and their top-1
     agreement is measured on held-out test images; a weakly trained model
     whose int8 files miss the agreement bound still ships its float32 artifacts.
-    A model whose output is not class scores (``classifier=False``: Hopfield's
+    A model whose card says its output is not class scores (Hopfield's
     recalled state, a SOM's distances, an RBM's p(h|v)) gets float32 artifacts
     only by default: its int8 file would be validated by what its output
     decides (the best-matching unit, every unit's state), but converting and
@@ -145,11 +167,14 @@ def export_run(run_dir: Path, bundle, paths: dict, log, *, classifier: bool = Tr
     a 6-minute run), so ``python -m export --quantize int8`` makes one on request.
     """
     import export
+    from models.card import is_classifier
+    from models.loading import read_card
 
     x_train, _ = bundle.as_numpy("train")
     x_test, _ = bundle.as_numpy("test")
     kwargs = dict(representative_data=x_train[:1000], validation_data=x_test)
-    if not classifier:
+    card = read_card(run_dir / "model.keras")  # write_final stored it
+    if card is not None and not is_classifier(card):
         log("--export: float32 artifacts only: the model's output is not class scores "
             "(python -m export --quantize int8 makes an int8 file on request)")
         manifest = export.export_model(run_dir / "model.keras", run_dir / "export", **kwargs)

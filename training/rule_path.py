@@ -196,7 +196,7 @@ def _finish(config, run_dir, bundle, model, result, log) -> None:
     x_test, y_test = bundle.as_numpy("test")
     result.test_metrics = evaluate(model, x_test, y_test, bundle.num_classes)
     result.test_accuracy = result.test_metrics.get("accuracy")
-    outputs.write_final(config, run_dir, model, result)
+    outputs.write_final(config, run_dir, model, result, bundle)
     hook = getattr(model, "learning_plots", None)
     if hook is not None:
         (run_dir / "plots").mkdir(exist_ok=True)
@@ -204,5 +204,4 @@ def _finish(config, run_dir, bundle, model, result, log) -> None:
         keras_history = {k: [r[k] for r in history] for k in (history[0] if history else {})}
         result.paths.update(hook(*bundle.as_numpy("train"), keras_history, run_dir / "plots"))
     if config.export:
-        outputs.export_run(run_dir, bundle, result.paths, log,
-                           classifier=models.is_classifier(config.model))
+        outputs.export_run(run_dir, bundle, result.paths, log)
