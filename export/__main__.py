@@ -1,6 +1,7 @@
 """Command line: ``python -m export MODEL.keras --out DIR``, ``python -m export bench
 DIR`` and ``python -m export matrix`` (the activation x format table of the docs;
-``--models`` and ``--micro`` for the model tables).
+``--models`` and ``--micro`` for the model tables), ``python -m export verify DIR``
+(aarch64 under emulation, or OpenVINO).
 
 Parses arguments, calls one library function, prints its result. Errors
 become one line on stderr and exit status 2 (``utils.cli.run_cli``).
@@ -82,6 +83,35 @@ def _dataset(name):
     return bundle.as_numpy("train")[0], bundle.as_numpy("test")[0]
 
 
+def _verify(argv) -> int:
+    p = ArgumentParser(prog=f"{PROG} verify", description="Run every artifact of an export "
+                       "directory in the aarch64 runtimes on an emulated CPU, or in OpenVINO, "
+                       "compare with Keras and with x86, and record it in the manifest.")
+    p.add_argument("dir", nargs="?", help="export directory (with manifest.json)")
+    p.add_argument("--target", default="aarch64", help="aarch64 (default) or openvino")
+    p.add_argument("--cpu", default=None, help="emulated CPU of --target aarch64: cortex-a53, "
+                   "cortex-a72 (default), cortex-a76, or max (QEMU's every-feature CPU)")
+    p.add_argument("--data", default=None, metavar="DATASET", help="held-out data (test split) "
+                   "the export was validated on, e.g. digits; needed for int8 artifacts")
+    p.add_argument("--keras", default=None, help="Keras model to compare with (default: the "
+                   "manifest's source file)")
+    p.add_argument("--build-root", action="store_true", help="build the emulated arm64 root "
+                   "once per machine (apt-get installs qemu-user-static/debootstrap if missing)")
+    args = p.parse_args(argv)
+    from export import verify, verify_root
+    if args.build_root:
+        print(f"arm64 root: {verify_root.build_root(install=True)}")
+    if args.dir is None:
+        if args.build_root:
+            return 0
+        raise UsageError(f"verify needs an export directory (see {PROG} verify --help)")
+    verify.check_target(args.target, args.cpu)  # a typo fails before a dataset loads
+    verify.verify_export(args.dir, target=args.target, cpu=args.cpu, keras_path=args.keras,
+                         data=_dataset(args.data)[1] if args.data else None, log=print)
+    print(f"Recorded in {args.dir}/manifest.json")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_tensorflow()
@@ -106,6 +136,8 @@ def main(argv=None) -> int:
                 matrix.activation_cases(args.pattern)))
         print(table, end="")
         return 0
+    if argv[:1] == ["verify"]:
+        return _verify(argv[1:])
     if argv[:1] == ["bench"]:
         args = _bench_parser().parse_args(argv[1:])
         from export.bench import bench_markdown, benchmark
