@@ -107,8 +107,8 @@ def _tf2onnx(serve, specs, opset):
     turns those captures into constants, so only the signature's inputs remain.
     """
     import tensorflow as tf
-    from tf2onnx import tf_loader
     import tf2onnx
+    from tf2onnx import tf_loader
     from tf2onnx.convert import from_graph_def, tensor_names_from_structed
 
     concrete = serve.get_concrete_function(*specs)

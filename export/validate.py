@@ -82,7 +82,8 @@ def _diffs(got, ref):
     return diff, max_abs, max_rel
 
 
-def _failure(artifact, output, check, message, max_abs=None, tolerance=None):
+def failure(artifact, output, check, message, max_abs=None, tolerance=None):
+    """One failed check as the exporter and ``export verify`` collect them."""
     return {"artifact": artifact, "output": output, "check": check,
             "message": f"{artifact}: {message}", "max_abs_diff": max_abs,
             "tolerance": tolerance}
@@ -90,16 +91,16 @@ def _failure(artifact, output, check, message, max_abs=None, tolerance=None):
 
 def _structure(name, outputs, refs, batch) -> list[dict]:
     if len(outputs) != len(refs):
-        return [_failure(name, None, "count",
+        return [failure(name, None, "count",
                          f"{len(outputs)} output(s), Keras has {len(refs)} (batch {batch})")]
     fails = []
     for i, (got, ref) in enumerate(zip(outputs, refs)):
         if got.shape != ref.shape:
-            fails.append(_failure(name, f"output_{i}", "shape",
+            fails.append(failure(name, f"output_{i}", "shape",
                                   f"output_{i} shape {list(got.shape)} != Keras "
                                   f"{list(ref.shape)} (batch {batch})"))
         elif got.dtype != ref.dtype:
-            fails.append(_failure(name, f"output_{i}", "dtype",
+            fails.append(failure(name, f"output_{i}", "dtype",
                                   f"output_{i} dtype {got.dtype} != Keras {ref.dtype}"))
     return fails
 
@@ -136,7 +137,7 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
         try:
             outs = runner.run(inputs)
         except Exception as exc:  # runtimes raise their own types; report, go on
-            failures.append(_failure(name, None, "run", f"the runtime failed at batch "
+            failures.append(failure(name, None, "run", f"the runtime failed at batch "
                                      f"{batch}: {' '.join(str(exc).split())[:200]}"))
             continue
         fails = _structure(name, outs, refs, batch)
@@ -153,7 +154,7 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
                 continue
             bad = diff > atol + rtol * np.abs(ref.astype(np.float64))
             if bad.any() or not np.isfinite(got).all():
-                failures.append(_failure(
+                failures.append(failure(
                     name, f"output_{i}", "values",
                     f"output_{i} max abs diff {max_abs:.3g} exceeds tolerance "
                     f"atol={atol:g} + rtol={rtol:g}*|keras| at batch {batch} "
@@ -163,7 +164,7 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
         agreement = _agreement(runner, reference, data, decision)
         result.update(agreement)
         if agreement["top1_agreement"] < agreement["top1_bound"]:
-            failures.append(_failure(
+            failures.append(failure(
                 name, "output_0", "agreement",
                 f"{agreement_name(agreement)} with Keras {agreement['top1_agreement']:.4f} on "
                 f"{agreement['samples']} samples is below the bound "
@@ -210,7 +211,7 @@ def compare_with_litert(name, runner, path, data, steps) -> tuple[dict, list[dic
     result["passed"] = worst <= MICRO_MAX_STEPS + 1e-3
     if result["passed"]:
         return result, []
-    return result, [_failure(name, "output_0", "litert",
+    return result, [failure(name, "output_0", "litert",
                              f"TFLite Micro and LiteRT differ by {worst:.3g} int8 steps on "
                              f"{len(x)} samples (bound {MICRO_MAX_STEPS})", worst,
                              MICRO_MAX_STEPS)]

@@ -28,7 +28,7 @@ import numpy as np
 
 from export import manifest as manifest_io
 from export.errors import ExportError, ValidationError
-from export.validate import _failure, validate_artifact
+from export.validate import failure, validate_artifact
 from export.verify_root import CPUS, DEFAULT_CPU
 from utils.names import did_you_mean
 
@@ -156,7 +156,7 @@ def _kernel_failures(name, label, engine, quantization, facts) -> list[dict]:
                "only, not in int8")
     else:
         return []
-    return [_failure(name, None, "kernels", f"{label}: {why}")]
+    return [failure(name, None, "kernels", f"{label}: {why}")]
 
 
 def verify_export(directory, *, target: str = "aarch64", cpu: str | None = None, data=None,
@@ -207,7 +207,7 @@ def verify_export(directory, *, target: str = "aarch64", cpu: str | None = None,
         record = {"target": target, "cpu": cpu, "engine": engine, **backend.describe(engine),
                   **facts, "wall_seconds": round(time.perf_counter() - start, 3)}
         if error:
-            fails = [_failure(name, None, "run", f"{label}: {error}")]
+            fails = [failure(name, None, "run", f"{label}: {error}")]
         else:
             replay = _Replay(reference.input_spec, recorder.batches, outs)
             record["vs_keras"], f_keras = validate_artifact(name, replay, reference, **rules)

@@ -12,7 +12,7 @@ from pathlib import Path
 from export.verify_root import QEMU, check_qemu, emulated, require_root
 from export.verify_worker import batches as load_batches
 from export.verify_worker import save_batches
-from utils.isolation import _signal_name
+from utils.isolation import signal_name
 
 _REPO = Path(__file__).resolve().parent.parent
 _WORKER = Path(__file__).resolve().parent / "verify_worker.py"
@@ -75,5 +75,5 @@ def _crash(proc) -> str:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("INFO:")]
     last = lines[-1][:200] if lines else "no output"
     if proc.returncode < 0:
-        return f"the emulated runtime crashed ({_signal_name(-proc.returncode)}): {last}"
+        return f"the emulated runtime crashed ({signal_name(-proc.returncode)}): {last}"
     return f"the emulated runtime exited with status {proc.returncode}: {last}"

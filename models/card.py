@@ -118,10 +118,10 @@ def _input(model, value_range=None, preprocessing=None) -> dict:
     shape = [None if d is None else int(d) for d in inp.shape[1:]] if inp is not None else None
     dtype = str(getattr(inp, "dtype", "float32")).replace("tf.", "") if inp is not None else None
     return {"shape": shape, "dtype": dtype, "range": value_range,
-            "preprocessing": preprocessing or _shape_words(shape)}
+            "preprocessing": preprocessing or shape_words(shape)}
 
 
-def _shape_words(shape) -> str | None:
+def shape_words(shape) -> str | None:
     """"32x32 gray" / "96x96 RGB" for image inputs, else None."""
     if not shape or len(shape) != 3 or None in shape:
         return None

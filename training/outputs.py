@@ -98,12 +98,13 @@ def record_training(model, config, bundle, test_metrics: dict) -> dict:
     """The model card (``models.card``) gains what the run knows: the dataset, its class
     names, its preprocessing and the test metrics; returns the card now attached."""
     import models
+    from models.card import shape_words
 
     card = models.model_card(model)
     names = [str(n) for n in bundle.class_names]
     if card["classes"] is not None and card["classes"]["count"] == len(names):
         card["classes"] = {"count": len(names), "names": names}
-    shape = card["input"].get("preprocessing") or f"shape {card['input']['shape']}"
+    shape = shape_words(card["input"]["shape"]) or f"shape {card['input']['shape']}"
     card["input"] = dict(card["input"], range=[0.0, 1.0],
                          preprocessing=f"{shape}: {bundle.description}" if bundle.description
                          else shape)

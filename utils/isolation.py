@@ -47,7 +47,7 @@ class ChildCrashError(ZooError):
     """The child died (a signal, no result, or out of time) instead of returning or raising."""
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -128,7 +128,7 @@ def call_isolated(target: str, payload: dict, *, on_progress: Callable[[int], No
                            if line.strip()]
         if returncode < 0:
             raise crash_error(
-                f"{what} crashed its runtime ({_signal_name(-returncode)}, signal {-returncode})"
+                f"{what} crashed its runtime ({signal_name(-returncode)}, signal {-returncode})"
                 + (f": {crash_hint}" if crash_hint else ""))
         if not result.exists():
             last = stderr_tail[-1] if stderr_tail else "no output"
