@@ -90,6 +90,7 @@ def export_model(model_or_path, out_dir, formats=DEFAULT_FORMATS, quantize=None,
         int8_float_head=int8_float_head, static_flatten=static_flatten, micro_io=micro_io)
     out = check_out_dir(out_dir)
     model, source = _load_model(model_or_path)
+    check_model_inputs(model, options.formats)
     card = model_card(model)
     card_text = card_json(card)
     model = qat.export_graph(model) if qat.is_quantize_aware(model) else model

@@ -171,7 +171,8 @@ def head_activation(model) -> str | None:
     """The activation of the first output's layer ("softmax", "relu", ...; None: linear)."""
     from models.audit_activations import activation_of, consumers_of, safe
 
-    history = getattr(model.outputs[0], "_keras_history", None) if model.outputs else None
+    outputs = getattr(model, "outputs", None)  # a subclassed keras.Model has none
+    history = getattr(outputs[0], "_keras_history", None) if outputs else None
     if history is None:
         return None
     return safe(lambda: activation_of(history[0], consumers_of(model)))
