@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from export.checks import DEFAULT_FORMATS, FORMATS  # `python -m export` has imported export already
+from export import options  # `python -m export` has imported export already
 from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
 from utils.errors import UsageError
 
@@ -24,34 +24,7 @@ def _export_parser() -> ArgumentParser:
         "`python -m export bench DIR`.")
     p.add_argument("model", help="the .keras file")
     p.add_argument("--out", required=True, help="export directory (replaced atomically)")
-    p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
-                   help=f"comma-separated subset of {','.join(FORMATS)} "
-                   "(tflite_micro: fully-int8 batch-1 model + model_data.h/.cc + "
-                   "op_resolver.h, needs --representative-data)")
-    p.add_argument("--quantize", default=None,
-                   help="TFLite variant(s), comma-separated: none,float16,dynamic,int8 "
-                   "(int8 also writes an int8 ONNX when onnx is among the formats)")
-    p.add_argument("--representative-data", default=None, metavar="DATASET",
-                   help="dataset name for int8 calibration (train split) and the "
-                   "top-1 check (test split), e.g. digits")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: newest "
-                   "supported by tf2onnx and onnxruntime)")
-    p.add_argument("--atol", type=float, default=None, help="absolute tolerance override")
-    p.add_argument("--allow-flex", action="store_true",
-                   help="accept Select-TF (Flex) ops in TFLite (not edge-ready)")
-    p.add_argument("--fixed-batch", type=int, default=None, metavar="N",
-                   help="TFLite with a static batch size N (edge devices)")
-    p.add_argument("--int8-io", action="store_true", help="int8 input/output tensors")
-    p.add_argument("--micro-io", default="int8", metavar="{int8,float32}",
-                   help="input/output tensors of the tflite_micro model (default int8)")
-    p.add_argument("--logits-only", action="store_true",
-                   help="drop a final softmax (same top-1, faster int8)")
-    p.add_argument("--no-float-head", dest="float_head", action="store_false",
-                   help="int8: quantize the output layer and softmax too (fully int8)")
-    p.add_argument("--keras-flatten", dest="static_flatten", action="store_false",
-                   help="keep Keras' dynamic Flatten (SHAPE/STRIDED_SLICE/PACK ops)")
-    p.add_argument("--no-validate", dest="validate", action="store_false",
-                   help="skip the comparison with Keras")
+    options.add_flags(p)
     return p
 
 
@@ -148,20 +121,16 @@ def main(argv=None) -> int:
                                        batches=batches)), end="")
         return 0
     args = _export_parser().parse_args(argv)
-    from export.exporter import check_formats, check_quantize, export_model, manifest_markdown
-    # Cheap checks before loading a dataset: a typo fails in a second.
-    check_formats(args.formats)
-    check_quantize(args.quantize)
-    rep = val = None
-    if args.representative_data:
-        rep, val = _dataset(args.representative_data)
-    manifest = export_model(args.model, args.out, formats=args.formats,
-                            quantize=args.quantize, representative_data=rep,
-                            validation_data=val, opset=args.opset, validate=args.validate,
-                            atol=args.atol, allow_flex=args.allow_flex,
-                            fixed_batch=args.fixed_batch, int8_io=args.int8_io,
-                            logits_only=args.logits_only, int8_float_head=args.float_head,
-                            static_flatten=args.static_flatten, micro_io=args.micro_io)
+    from export.checks import check_options
+    from export.exporter import export_model, manifest_markdown
+    values = options.flag_values(args)
+    # Cheap checks before loading a dataset (its name stands in for it): a typo
+    # fails in a second. The train split calibrates, the test split checks.
+    check_options(**values)
+    if values["representative_data"]:
+        values["representative_data"], values["validation_data"] = _dataset(
+            values["representative_data"])
+    manifest = export_model(args.model, args.out, **values)
     print(manifest_markdown(manifest), end="")
     print(f"Wrote {args.out}/manifest.json")
     return 0

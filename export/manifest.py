@@ -18,6 +18,7 @@ from pathlib import Path
 
 from export.checks import MANIFEST
 from export.errors import ExportError
+from export.formats import REGISTRY
 from export.validate import agreement_name
 
 
@@ -164,6 +165,11 @@ def _validation_cell(v) -> str:
     return f"max abs diff {v['max_abs_diff']:.2e} (atol {v['atol']:g}, rtol {v['rtol']:g})"
 
 
+def _ops_cell(artifact) -> str:
+    fmt = REGISTRY.get(artifact["format"])  # a format of an older toolkit: its op list
+    return fmt.ops_cell(artifact) if fmt else ", ".join(artifact.get("ops", []))
+
+
 def _gpu_cell(artifact) -> str:
     gpu = artifact.get("gpu_delegate")
     if gpu is None:
@@ -203,9 +209,7 @@ def manifest_markdown(manifest: dict) -> str:
              "| validation |",
              "|---|---|---|---|---|---|---|---|"]
     for a in manifest["artifacts"]:
-        ops = f"opset {a['opset']}" if a["format"] == "onnx" else ", ".join(a.get("ops", []))
-        if a["format"] == "saved_model":
-            ops = "TensorFlow"
+        ops = _ops_cell(a)
         edge = {True: "yes", False: "no", None: "n/a"}[a.get("edge_ready")]
         lines.append(f"| `{a['path']}` | {a['format']} | {a['quantization'] or 'float32'} | "
                      f"{_fmt_size(a['size_bytes'])} | {ops} | {edge} | {_gpu_cell(a)} | "

@@ -15,14 +15,9 @@ import time
 
 import numpy as np
 
+from export.formats import TOLERANCES
 from models.card import DECISIONS
 
-# (atol, rtol) per quantization. float32: the runtimes reorder float sums, a
-# few ulp. float16 weights: ~2**-11 relative error per weight, accumulated
-# over a layer. Dynamic range: int8 weights per channel and activations
-# quantized on the fly per batch, ~1% of the output range. Measured margins
-# are in docs/export.md.
-TOLERANCES = {None: (1e-5, 1e-5), "float16": (1e-2, 1e-2), "dynamic": (1e-1, 5e-2)}
 INT8_TOP1_BOUND = 0.98
 VALIDATION_BATCHES = (1, 7)
 # Cap on the samples used for int8 agreement: enough for a 0.1% resolution.
@@ -106,7 +101,8 @@ def _structure(name, outputs, refs, batch) -> list[dict]:
 
 
 def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
-                      data=None, seed=0, decision="argmax") -> tuple[dict, list[dict]]:
+                      data=None, seed=0, decision="argmax",
+                      tolerance=None) -> tuple[dict, list[dict]]:
     """Compare ``runner`` with the Keras ``reference`` runner.
 
     Args:
@@ -114,6 +110,9 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
         runner, reference: :class:`export.runtime.Runner` objects.
         quantization: None | "float16" | "dynamic" | "int8".
         atol: overrides the absolute tolerance (float kinds only).
+        tolerance: ``(atol, rtol)`` of the artifact's format
+            (``export.formats.ExportFormat.tolerance``); default the quantization's
+            (``export.formats.TOLERANCES``).
         data: real inputs ``[N, ...]`` (required for int8 agreement).
         decision: what the first output decides (``models.card.DECISIONS``), which an int8
             artifact must agree with Keras on.
@@ -124,7 +123,7 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
     """
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    default_atol, rtol = TOLERANCES.get(quantization, TOLERANCES[None])
+    default_atol, rtol = tolerance or TOLERANCES.get(quantization, TOLERANCES[None])
     atol = default_atol if atol is None else float(atol)
     result = {"batches": list(VALIDATION_BATCHES), "outputs": []}
     if quantization != "int8":
