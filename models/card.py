@@ -180,9 +180,10 @@ def head_activation(model) -> str | None:
     return safe(lambda: activation_of(history[0], consumers_of(model)))
 
 
-def attach_card(model, card: dict) -> dict:
-    """Give ``model`` this card (checked against it); ``model.save`` will store it."""
-    card = check_card(dict(card), model)
+def attach_card(model, card: dict, *, where: str = "the model card") -> dict:
+    """Give ``model`` this card (checked against it; ``where`` names the card in the
+    error); ``model.save`` will store it."""
+    card = check_card(dict(card), model, where=where)
     object.__setattr__(model, _ATTR, card)
 
     def save_assets(dir_path):  # Keras' saver calls this on the model it saves
