@@ -6,6 +6,8 @@ import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "export.md"
 
 
@@ -85,3 +87,16 @@ def test_each_format_entry_names_its_artifacts_as_published():
     # float artifacts have a tolerance, int8 ones are judged by agreement
     assert formats.TFLITE.tolerance("float16") == (1e-2, 1e-2)
     assert formats.ONNX.tolerance("int8") is None and formats.TFLITE_MICRO.tolerance("int8") is None
+
+
+def test_a_quantization_no_requested_format_writes_names_the_formats_that_do():
+    from export.checks import check_options
+    from export.errors import ExportError
+
+    with pytest.raises(ExportError, match=r"quantize='int8' applies to ONNX and TFLite; add "
+                                          r"'onnx' or 'tflite' to formats"):
+        check_options(formats="saved_model,tflite_micro", quantize="int8",
+                      representative_data="stand-in")
+    # int8 for ONNX alone is fine: model.onnx, then model_int8.onnx quantized from it
+    assert check_options(formats="onnx", quantize="int8",
+                         representative_data="stand-in").quantize == ("int8",)
