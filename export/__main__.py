@@ -128,11 +128,11 @@ def main(argv=None) -> int:
         return 0
     args = _export_parser().parse_args(argv)
     from export.checks import check_options
-    from export.exporter import export_model, manifest_markdown
     values = options.flag_values(args)
-    # Cheap checks before loading a dataset (its name stands in for it): a typo
-    # fails in a second. The train split calibrates, the test split checks.
+    # Cheap checks before TensorFlow and a dataset load (the dataset's name stands in
+    # for it): a typo fails at once. The train split calibrates, the test split checks.
     check_options(**values)
+    from export.exporter import export_model, manifest_markdown
     if values["representative_data"]:
         values["representative_data"], values["validation_data"] = _dataset(
             values["representative_data"])
