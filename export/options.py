@@ -128,7 +128,8 @@ OPTIONS = (
         Input/output tensors of the tflite_micro model: {' or '.join(MICRO_IO)}."""),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
-assert len(BY_NAME) == len(OPTIONS), "option names must be unique"
+if len(BY_NAME) != len(OPTIONS):
+    raise ValueError("Two export options share a name; each name is one argument and one flag.")
 
 
 def defaults() -> dict:
