@@ -155,7 +155,6 @@ def test_a_plain_model_is_judged_by_what_its_head_says(digits, tmp_path, head, d
         assert np.mean(np.all(np.abs(got - ref[:200]) <= 0.05 * span, 1)) >= 0.98
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("edit, message", [
     (lambda c: dict(c, classes={"count": 10, "names": None}),
      r"bad\.keras' \(assets/model_card\.json\) says 10 classes, but the model outputs 1000"),
