@@ -154,7 +154,7 @@ def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, o
                                       tolerance=fmt.tolerance(quantization),
                                       atol=options.atol, data=data, decision=decision)
     if fmt.cross_check is not None:
-        second, more = fmt.cross_check(name, runner, path, data, info)
+        second, more = fmt.cross_check(name, runner, path, data, info, decision)
         result["litert"], result["passed"] = second, result["passed"] and not more
         fails = fails + more
     # Loading the artifact into its runtime is part of the check.

@@ -74,8 +74,8 @@ class ExportFormat:
         needs_data: refused without representative data (the reason, or None).
         check_model: ``(model)``: refuses a model it cannot represent, or None.
         finish: ``(path, info, card_text) -> info``: files beside the artifact, or None.
-        cross_check: ``(name, runner, path, data, info) -> (result, failures)``: a
-            second runtime's verdict on the same file, or None.
+        cross_check: ``(name, runner, path, data, info, decision) -> (result,
+            failures)``: a second runtime's verdict on the same file, or None.
     """
 
     name: str
@@ -274,10 +274,10 @@ def _micro_runner(path, info):
     return TFLiteMicroRunner(path, arena_size=info["micro"]["arena_bytes"])
 
 
-def _micro_vs_litert(name, runner, path, data, info):
+def _micro_vs_litert(name, runner, path, data, info, decision):
     from export.validate import compare_with_litert
     steps = [q["scale"] for q in info["micro"]["output_quantization"]]
-    return compare_with_litert(name, runner, path, data, steps)
+    return compare_with_litert(name, runner, path, data, steps, decision)
 
 
 TFLITE_MICRO = register(ExportFormat(
