@@ -12,3 +12,14 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def arm64_root():
+    """The emulated arm64 root of ``export verify --target aarch64``, built on
+    first use and cached per machine (``tests._verify_helpers.arm64_root``)."""
+    from tests._verify_helpers import arm64_root as build
+    return build()
