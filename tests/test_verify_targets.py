@@ -2,7 +2,8 @@
 QEMU on an emulated Cortex-A72, and OpenVINO on this CPU.
 
 One exam network (trained on the digits as ``train.py`` trains it) is exported
-once to ``tflite,onnx`` x ``none,int8``. The references come from outside the code under test: Keras, the x86 LiteRT / onnxruntime and the aarch64 ones run
+once to ``tflite,onnx`` x ``none,int8``. The references come from outside the
+code under test: Keras, the x86 LiteRT / onnxruntime and the aarch64 ones run
 through their own public APIs (``tests._export_helpers.run_raw``, in the arm64
 root by ``tests._verify_helpers.run_raw_on_arm64``), and OpenVINO's own API.
 A tampered artifact and a CPU that computes int8 wrongly must fail, with the
@@ -28,7 +29,7 @@ FLOAT_ATOL, FLOAT_RTOL = TOLERANCES[None]
 
 @pytest.fixture(scope="module")
 def exam(tmp_path_factory):
-    model, x, xt = trained_exam_mlp(seed=1)  # int8 agrees 98.5% with Keras: above the bound
+    model, _, xt = trained_exam_mlp(seed=1)  # int8 agrees 98.5% with Keras: above the bound
     d = tmp_path_factory.mktemp("verify")
     model.save(d / "exam.keras")
     out = d / "out"
@@ -39,7 +40,7 @@ def exam(tmp_path_factory):
     assert sorted(arts) == sorted(ARTIFACTS)
     # The validation batches (1 and 7 samples) and the int8 agreement samples.
     inputs = {"b1": xt[:1], "b7": xt[:7], "all": xt}
-    return {"model": model, "xt": xt, "dir": d, "out": out, "arts": arts, "inputs": inputs,
+    return {"model": model, "xt": xt, "out": out, "arts": arts, "inputs": inputs,
             "keras": {k: keras_outputs(model, v)[0] for k, v in inputs.items()}}
 
 
