@@ -125,12 +125,18 @@ def main(argv=None) -> int:
                        help="every registered model instead of every activation")
         p.add_argument("--micro", action="store_true",
                        help="every registered model to tflite_micro (flash, arena, ops)")
+        p.add_argument("--untrained", action="store_true",
+                       help="with --models/--micro: default-size untrained models, uniform "
+                       "calibration (a conversion check; the default trains each briefly "
+                       "on the digits first, as train.py does)")
         args = p.parse_args(argv[1:])
-        from export import matrix
+        from export import matrix, matrix_models
         if args.micro:
-            table = matrix.matrix_markdown(matrix.run_micro_matrix(args.pattern), "model")
+            table = matrix.matrix_markdown(matrix_models.run_micro_matrix(
+                args.pattern, trained=not args.untrained), "model")
         elif args.models:
-            table = matrix.matrix_markdown(matrix.run_model_matrix(args.pattern), "model")
+            table = matrix.matrix_markdown(matrix_models.run_model_matrix(
+                args.pattern, trained=not args.untrained), "model")
         else:
             table = matrix.matrix_markdown(matrix.run_matrix(
                 matrix.activation_cases(args.pattern)))

@@ -273,7 +273,7 @@ def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, o
                                       atol=options.atol, data=data, decision=decision)
     if fmt == "tflite_micro":
         steps = [q["scale"] for q in info["micro"]["output_quantization"]]
-        litert, more = compare_with_litert(name, runner, path, data, steps)
+        litert, more = compare_with_litert(name, runner, path, data, steps, decision)
         result["litert"], result["passed"] = litert, result["passed"] and not more
         fails = fails + more
     # Loading the artifact into its runtime is part of the check.

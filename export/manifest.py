@@ -157,7 +157,8 @@ def _validation_cell(v) -> str:
     if v.get("skipped"):
         return "SKIPPED: " + v["skipped"]
     if "top1_agreement" in v:
-        litert = (f"; {v['litert']['max_steps']:g} int8 steps from LiteRT"
+        litert = (f"; same decision as LiteRT on "
+                  f"{v['litert']['agreement']:.2%}, up to {v['litert']['max_steps']:g} int8 steps"
                   if v.get("litert") else "")
         return (f"{agreement_name(v)} {v['top1_agreement']:.2%} on {v['samples']} samples "
                 f"(bound {v['top1_bound']:.0%}){litert}")

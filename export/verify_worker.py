@@ -50,7 +50,8 @@ def load_runner(path, engine: str):
         from export.runtime_onnx import OnnxRunner
         return OnnxRunner(path, num_threads=1)
     from export.runtime_tflite import TFLiteRunner
-    return TFLiteRunner(path, num_threads=1, xnnpack=engine == "xnnpack")
+    return TFLiteRunner(path, num_threads=1,
+                        kernels="xnnpack" if engine == "xnnpack" else "builtin")
 
 
 def kernels(runner, engine: str) -> list[str]:

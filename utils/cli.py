@@ -142,7 +142,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None],
     """
     prog = prog or os.path.basename(sys.argv[0])
     quiet_tensorflow()
-    import utils.tf_quiet  # noqa: F401  (TensorFlow's own start-up lines bypass its log level)
+    import utils.tf_quiet  # noqa: F401  (TensorFlow's start-up lines bypass its log level; imported when needed)
     try:
         return int(main(argv) or 0)
     except KeyboardInterrupt:
