@@ -10,9 +10,8 @@ execution plan, a ``DELEGATE`` node when XNNPACK applied; onnxruntime's
 providers) and the time.
 
 Only numpy, LiteRT and onnxruntime exist in the root: nothing here may import
-TensorFlow or Keras. The ``export`` package's ``__init__`` loads the exporter
-(and through it Keras), so the worker imports the runtime modules from a bare
-``export`` package instead (:func:`runtime_package`).
+TensorFlow or Keras (``export/__init__.py`` imports the exporter only on
+first use, so importing the runtime modules does not reach it).
 """
 from __future__ import annotations
 
@@ -20,8 +19,6 @@ import json
 import platform
 import sys
 import time
-import types
-from pathlib import Path
 
 import numpy as np
 
@@ -61,20 +58,7 @@ def kernels(runner, engine: str) -> list[str]:
     return [op["op_name"] for op in runner.interpreter._get_ops_details()]
 
 
-def runtime_package() -> None:
-    """Make ``export.runtime_*`` importable without running ``export/__init__.py``.
-
-    Registers ``export`` as a plain package of this file's directory; a no-op
-    where the real package is already imported (on x86).
-    """
-    if "export" not in sys.modules:
-        package = types.ModuleType("export")
-        package.__path__ = [str(Path(__file__).resolve().parent)]
-        sys.modules["export"] = package
-
-
 def main(job_path: str) -> int:
-    runtime_package()
     with open(job_path) as f:
         job = json.load(f)
     runner = load_runner(job["artifact"], job["engine"])
