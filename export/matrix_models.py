@@ -19,6 +19,8 @@ size, untrained, uniform [0, 1) calibration, no validation.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from pathlib import Path
 
@@ -52,7 +54,8 @@ def train_briefly(name: str, bundle, out: Path, *, epochs: int = TRAIN_EPOCHS,
     else:  # its own rule, with its own defaults
         config = TrainConfig(model=name, dataset="digits", epochs=1, seed=seed,
                              out=str(out), quiet=True)
-    result = train(config, bundle=bundle, log=lambda *_: None)
+    with contextlib.redirect_stdout(io.StringIO()):  # the epoch lines; the table is the output
+        result = train(config, bundle=bundle, log=lambda *_: None)
     return Path(result.paths["model"])
 
 
