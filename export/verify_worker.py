@@ -10,7 +10,8 @@ execution plan, a ``DELEGATE`` node when XNNPACK applied; onnxruntime's
 providers) and the time.
 
 Only numpy, LiteRT and onnxruntime exist in the root: nothing here may import
-TensorFlow or Keras.
+TensorFlow or Keras (``export/__init__.py`` imports the exporter only on
+first use, so importing the runtime modules does not reach it).
 """
 from __future__ import annotations
 
