@@ -4,7 +4,9 @@ DIR`` and ``python -m export matrix`` (the activation x format table of the docs
 (aarch64 under emulation, or OpenVINO).
 
 Parses arguments, calls one library function, prints its result. Errors
-become one line on stderr and exit status 2 (``utils.cli.run_cli``).
+become one line on stderr and exit status 2 (``utils.cli.run_cli``); a partial
+export (some artifacts refused, the validated ones published) exits with
+``utils.cli.PARTIAL_EXIT``.
 """
 from __future__ import annotations
 
