@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import importlib
 
-from export.errors import (ExportError, ModelLoadError, UnsupportedOpsError,
-                           ValidationError)
+from export.errors import (ExportError, ModelLoadError, PartialExportError,
+                           UnsupportedOpsError, ValidationError)
 
 _LAZY = {"export_model": "export.exporter", "FORMATS": "export.exporter",
          "DEFAULT_FORMATS": "export.exporter", "QUANTIZATIONS": "export.exporter",
@@ -21,7 +21,7 @@ _LAZY = {"export_model": "export.exporter", "FORMATS": "export.exporter",
          "load_keras_model": "export.runtime"}
 
 __all__ = ["export_model", "FORMATS", "DEFAULT_FORMATS", "QUANTIZATIONS", "ExportError", "ModelLoadError",
-           "UnsupportedOpsError", "ValidationError", "Runner", "load_artifact",
+           "UnsupportedOpsError", "ValidationError", "PartialExportError", "Runner", "load_artifact",
            "load_keras_model"]
 
 

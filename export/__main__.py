@@ -4,14 +4,16 @@ DIR`` and ``python -m export matrix`` (the activation x format table of the docs
 (aarch64 under emulation, or OpenVINO).
 
 Parses arguments, calls one library function, prints its result. Errors
-become one line on stderr and exit status 2 (``utils.cli.run_cli``).
+become one line on stderr and exit status 2 (``utils.cli.run_cli``); a partial
+export (some artifacts refused, the validated ones published) exits with
+``utils.cli.PARTIAL_EXIT``.
 """
 from __future__ import annotations
 
 import sys
 
 from export import options  # `python -m export` has imported export already
-from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
+from utils.cli import EXIT_STATUS_HELP, PARTIAL_EXIT, ArgumentParser, quiet_tensorflow, run_cli
 from utils.errors import UsageError
 
 PROG = "python -m export"
@@ -21,7 +23,10 @@ def _export_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog=PROG, description="Export a .keras model to SavedModel / ONNX / TFLite / "
         "TFLite Micro, validated in each runtime. Benchmark an export: "
-        "`python -m export bench DIR`.")
+        "`python -m export bench DIR`.",
+        epilog=f"{EXIT_STATUS_HELP.rstrip('.')}; {PARTIAL_EXIT} partial export: the validated "
+        "artifacts were published, the refused ones are listed in manifest.json under "
+        "\"refused\" with their figure and fix (--strict: all or nothing, exit 2).")
     p.add_argument("model", help="the .keras file")
     p.add_argument("--out", required=True, help="export directory (replaced atomically)")
     options.add_flags(p)
@@ -136,10 +141,17 @@ def main(argv=None) -> int:
     if values["representative_data"]:
         values["representative_data"], values["validation_data"] = _dataset(
             values["representative_data"])
-    manifest = export_model(args.model, args.out, **values)
+    from export.errors import PartialExportError
+    from export.refusals import summary
+    try:
+        manifest, status = export_model(args.model, args.out, **values), 0
+    except PartialExportError as exc:
+        manifest, status = exc.manifest, PARTIAL_EXIT
     print(manifest_markdown(manifest), end="")
     print(f"Wrote {args.out}/manifest.json")
-    return 0
+    for entry in manifest["refused"]:
+        print(f"{PROG}: {summary(entry)}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

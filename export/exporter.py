@@ -1,10 +1,13 @@
-"""``export_model``: convert, validate, write the manifest — all or nothing.
+"""``export_model``: convert, validate, write the manifest, publish what passed.
 
 Reads top to bottom: check the request (:mod:`export.checks`), load the
 model, prepare the export graph (:mod:`export.graph`), then inside one
 temporary directory convert each artifact and validate it in its own
-runtime, and write the manifest (:mod:`export.manifest`) only if every
-artifact passed.
+runtime. An artifact that fails its validation, or meets an op its format lacks,
+is refused (:mod:`export.refusals`): its files are deleted and the manifest
+(:mod:`export.manifest`) lists it under ``refused``. The directory is published
+with the artifacts that passed, and ``PartialExportError`` follows; with
+``strict=True``, or when nothing passed, nothing is published.
 """
 from __future__ import annotations
 
@@ -13,11 +16,11 @@ import time
 
 from export import formats as registry
 from export import manifest as manifest_io
-from export import qat
+from export import qat, refusals
 from export.checks import (DEFAULT_FORMATS, FORMATS, MANIFEST, QUANTIZATIONS, check_data,
                            check_formats, check_model_inputs, check_options, check_out_dir,
                            check_quantize)
-from export.errors import ExportError, ValidationError
+from export.errors import ExportError, PartialExportError, UnsupportedOpsError, ValidationError
 from export.manifest import MANIFEST_MD, manifest_markdown
 from export.options import with_options
 from models.card import card_json, model_card
@@ -37,17 +40,23 @@ def export_model(model_or_path, out_dir, **options) -> dict:
     Args:
         model_or_path: a ``keras.Model`` or the path of a ``.keras`` file
             (loaded with ``safe_mode=True`` after ``import activations``).
-        out_dir: export directory; replaced only when everything succeeded.
+        out_dir: export directory; replaced only by a directory of validated artifacts.
         {options}
 
     Returns:
-        The manifest (also written to ``out_dir/manifest.json``).
+        The manifest (also written to ``out_dir/manifest.json``), when every artifact
+        passed.
 
     Raises:
+        PartialExportError: some artifacts were refused, the others published; its
+            ``manifest`` is the published one, ``manifest["refused"]`` the refused
+            artifacts with their figures and fixes (not with ``strict=True``).
         ExportError: bad argument, unloadable model, conversion failure.
         UnsupportedOpsError: Flex/custom TFLite ops, non-ONNX nodes, or ops
-            TFLite Micro has no kernel for (all named).
-        ValidationError: an artifact disagrees with Keras (every failure listed).
+            TFLite Micro has no kernel for (all named): with ``strict=True``, or
+            when no artifact was written.
+        ValidationError: an artifact disagrees with Keras (every failure listed): with
+            ``strict=True``, or when no artifact passed. Nothing is published.
         OSError: ``out_dir`` cannot be written.
     """
     checked = check_options(**options)
@@ -67,31 +76,74 @@ def export_model(model_or_path, out_dir, **options) -> dict:
     from utils.io import atomic_directory
     reference = runtime.KerasRunner(reference_model) if checked.validate else None
     with atomic_directory(out) as tmp:
-        artifacts, failures, written = [], [], {}
+        artifacts, refused, failures, unconverted, written = [], [], [], [], {}
+        produced = {}  # path -> what a refused artifact's job wrote
         for fmt, quant in _jobs(checked):
             name = fmt.file_name(quant, checked)
-            start = time.perf_counter()
+            start, before = time.perf_counter(), set(tmp.iterdir())
             trained = quant == "int8" and trained_model
             job = registry.Job(graph=export_graph, path=tmp / name, quantization=quant,
                                options=checked, data=data, trained=trained,
                                card_text=card_text, written=dict(written))
-            info = fmt.convert(job)
+            try:
+                info = _convert(fmt, job, card_text, unconverted)
+            except UnsupportedOpsError as exc:
+                if checked.strict:
+                    raise
+                unconverted.append((fmt.name, exc))
+                refused.append(refusals.unconverted_entry(name, fmt, quant, exc))
+                _remove(set(tmp.iterdir()) - before)
+                continue
             info = {**info, **qat.facts(export_graph)} if trained else info
-            fmt.write_card(tmp / name, card_text)
-            if fmt.finish is not None:
-                info = fmt.finish(tmp / name, info, card_text)
             written[fmt.name, quant] = tmp / name
             entry, fails = _describe_and_validate(
                 tmp, name, fmt, quant, info, time.perf_counter() - start, reference,
                 options=checked, data=check, decision=card["decision"],
                 agreement=check is not None and qat.is_quantize_aware(model))
-            artifacts.append(entry)
-            failures += fails
-        if failures:
+            if fails:
+                failures += fails
+                refused.append(refusals.refused_entry(entry, fails, fmt, checked))
+                produced[name] = set(tmp.iterdir()) - before
+            else:
+                artifacts.append(entry)
+        if refused and (checked.strict or not artifacts):
+            # All or nothing, as asked or because nothing passed: the earlier directory stays.
+            if unconverted:
+                raise unconverted[0][1]
             raise ValidationError(failures)
-        manifest = manifest_io.describe(model, source, checked, rewrites, artifacts, card)
+        # Deleted only now: a later artifact may be made from a refused one's file
+        # (model_int8.onnx quantizes model.onnx), and is validated on its own.
+        for entry in refused:
+            _remove(produced.get(entry["path"], ()))
+        manifest = manifest_io.describe(model, source, checked, rewrites, artifacts, card,
+                                        refused)
         manifest_io.write(tmp, manifest)
+    if refused:
+        raise PartialExportError(manifest, out)
     return manifest
+
+
+def _convert(fmt, job, card_text, unconverted) -> dict:
+    """Write one artifact (and the files beside it); what the converter learned.
+
+    Raises:
+        UnsupportedOpsError: the format lacks an op, or an earlier artifact of the same
+            format met that already (its variants trace the same graph; ONNX int8 is
+            made from the float file).
+    """
+    earlier = next((exc for name, exc in unconverted if name == fmt.name), None)
+    if earlier is not None:
+        raise earlier
+    info = fmt.convert(job)
+    fmt.write_card(job.path, card_text)
+    return info if fmt.finish is None else fmt.finish(job.path, info, card_text)
+
+
+def _remove(paths) -> None:
+    """Delete what a refused artifact left in the temporary export directory."""
+    import shutil
+    for path in paths:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _load_model(model_or_path):

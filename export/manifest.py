@@ -124,9 +124,11 @@ def tool_versions() -> dict:
     return out
 
 
-def describe(model, source, options, rewrites, artifacts, card) -> dict:
+def describe(model, source, options, rewrites, artifacts, card, refused=()) -> dict:
     """The manifest of one export (``source``: the ``.keras`` path or None; ``card``:
-    the model card written into every artifact, ``export.metadata``)."""
+    the model card written into every artifact, ``export.metadata``; ``refused``: the
+    artifacts left out, ``export.refusals``, kept apart from ``artifacts`` so that
+    every reader of ``artifacts`` finds published files only)."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -138,6 +140,7 @@ def describe(model, source, options, rewrites, artifacts, card) -> dict:
         "validated": bool(options.validate),
         "tool_versions": tool_versions(),
         "artifacts": artifacts,
+        "refused": list(refused),
     }
 
 
@@ -199,6 +202,13 @@ def _card_lines(card) -> list[str]:
     return lines + [""]
 
 
+def _refused_lines(refused) -> list[str]:
+    if not refused:
+        return []
+    from export.refusals import summary
+    return ["", "Refused (not published):", ""] + [f"- {summary(r)}" for r in refused]
+
+
 def manifest_markdown(manifest: dict) -> str:
     """The Markdown summary written beside ``manifest.json``."""
     src = manifest["source"]
@@ -216,6 +226,7 @@ def manifest_markdown(manifest: dict) -> str:
                      f"{_fmt_size(a['size_bytes'])} | {ops} | {edge} | {_gpu_cell(a)} | "
                      f"{_validation_cell(a['validation'])} |")
     lines += [_micro_line(a) for a in manifest["artifacts"] if a.get("micro")]
+    lines += _refused_lines(manifest.get("refused", ()))
     if manifest["graph_rewrites"]:
         lines += ["", "Graph rewrites for export: "
                   + "; ".join(manifest["graph_rewrites"]) + "."]

@@ -64,8 +64,9 @@ def _cell(model_path, fmt, quant, data, **options) -> dict | str:
     from export.exporter import export_model
     with tempfile.TemporaryDirectory(prefix="export-cell-") as work:
         try:
+            # strict: a cell is one artifact's verdict, not a partial export's.
             manifest = export_model(model_path, Path(work) / "out", formats=[fmt],
-                                    quantize=[quant], **{**data, **options})
+                                    quantize=[quant], strict=True, **{**data, **options})
         except (ExportError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
     art = manifest["artifacts"][0]

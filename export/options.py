@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from export.formats import DEFAULT_FORMATS, FORMATS, QUANTIZATIONS
+from utils.cli import PARTIAL_EXIT
 
 MICRO_IO = ("int8", "float32")
 
@@ -126,6 +127,13 @@ OPTIONS = (
         SHAPE/STRIDED_SLICE/PACK ops that TFLite runs outside XNNPACK; same function."""),
     Option("micro_io", "int8", metavar="{" + ",".join(MICRO_IO) + "}", doc=f"""
         Input/output tensors of the tflite_micro model: {' or '.join(MICRO_IO)}."""),
+    Option("strict", False, flag="switch", doc=f"""
+        All or nothing: any refused artifact refuses the whole export (ValidationError,
+        or the conversion's error; nothing is written, the earlier directory is kept).
+        By default the validated artifacts are published, every artifact that failed its
+        validation or met an op its format lacks (UnsupportedOpsError) is listed in the
+        manifest's ``refused`` with its figure and fix, and ``PartialExportError`` is
+        raised after publishing (command line: exit status {PARTIAL_EXIT})."""),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 if len(BY_NAME) != len(OPTIONS):
