@@ -166,6 +166,8 @@ def matrix_markdown(results: dict, label: str = "activation") -> str:
                 cells.append(f"ok ({r['max_abs_diff']:.1e})")
             elif r is None:
                 cells.append("")
+            elif isinstance(r, dict) and "note" in r:
+                cells.append(r["note"].splitlines()[0][:240])
             else:
                 cells.append("FAIL: " + str(r).splitlines()[0][:240])
         lines.append(f"| `{case}` | " + " | ".join(cells) + " |")
