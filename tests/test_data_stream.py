@@ -96,6 +96,35 @@ def test_order_is_a_global_permutation(converted):
     assert len(set(np.searchsorted([149, 299], order[:32], side="right"))) == 3
 
 
+def test_scattered_reads_map_one_window_at_a_time(converted, monkeypatch):
+    """Records read in any order (repeats included) are the shards' bytes, and no read
+    maps more than a window of a shard at once: what keeps the resident memory of
+    training reads independent of the dataset's size."""
+    import mmap
+
+    import data
+    from data import _stream
+
+    meta = json.loads((converted / "metadata.json").read_text())
+    record = 4 + 32 * 32
+    raw = np.concatenate([np.fromfile(converted / s["file"], np.uint8).reshape(-1, record)
+                          for s in meta["splits"]["train"]["shards"]])
+    want_y, want_x = raw[:, :4].copy().view("<i4")[:, 0], raw[:, 4:].reshape(-1, 32, 32, 1)
+    lengths = []
+    real_mmap = mmap.mmap
+
+    def recording_mmap(fileno, length, *args, **kwargs):
+        lengths.append(length)
+        return real_mmap(fileno, length, *args, **kwargs)
+
+    monkeypatch.setattr(_stream, "WINDOW_BYTES", 10 * record)
+    monkeypatch.setattr(_stream.mmap, "mmap", recording_mmap)
+    rows = np.concatenate([np.random.default_rng(0).permutation(448), [447, 0, 0, 150]])
+    x, y = data.load_dataset(converted).read_uint8("train", rows)
+    assert np.array_equal(x, want_x[rows]) and np.array_equal(y, want_y[rows])
+    assert len(lengths) >= 448 // 10 and max(lengths) <= 11 * record + mmap.ALLOCATIONGRANULARITY
+
+
 @pytest.mark.slow
 def test_training_streamed_equals_in_memory(npz, converted, tmp_path):
     from training import train
