@@ -41,7 +41,7 @@ __all__ = [
     "CorruptDatasetError", "NonFiniteDataError", "list_datasets", "describe",
     "load_dataset", "from_arrays", "epoch_permutation", "SPLITS", "SPLIT_SEED",
     "TEST_FRACTION", "split_indices", "convert", "write_dataset", "StreamedBundle", "is_streamed",
-    "uint8_scale",
+    "uint8_scale", "StreamedImages",
 ]
 
 DEFAULT_DATASET = "digits"
@@ -240,3 +240,4 @@ def from_arrays(x, y, *, name: str = "arrays", num_classes: int | None = None,
 
 from ._convert import convert, write_dataset  # noqa: E402  (they import the loaders above)
 from ._streamed import StreamedBundle, uint8_scale  # noqa: E402
+from ._images import StreamedImages  # noqa: E402

@@ -191,17 +191,22 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
     import data
 
     bundle = data.load_dataset(dataset)
-    x, y = bundle.as_numpy(split)
-    if limit is not None and limit < len(y):
+    if split not in data.SPLITS:
+        raise data.DatasetError(f"Unknown split {split!r}; choose one of {data.SPLITS}.")
+    keep, n = None, bundle.sizes[split]
+    if limit is not None and limit < n:
         # A fixed random subset (same every run, original order kept), not the
         # first `limit`: some splits are stored sorted by class (digits' test
         # split starts with 100 zeros), and a prefix would score one class only.
-        keep = np.sort(np.random.default_rng(LIMIT_SEED).choice(len(y), limit, replace=False))
-        x, y = x[keep], y[keep]
+        keep = np.sort(np.random.default_rng(LIMIT_SEED).choice(n, limit, replace=False))
+    # A streamed dataset's images stay on disk (data.StreamedImages): batches are read
+    # as they are run, here and in the isolated children.
+    x, y = bundle.images(split, keep), bundle.labels(split, keep)
     if len(y) == 0:
         raise EvaluationError(
             f"Split '{split}' of dataset '{dataset}' is empty; choose another split.")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
 
     results = []
@@ -220,7 +225,9 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
                                                 unsafe=unsafe, num_threads=num_threads,
                                                 report_progress=bar.update)
                 else:
-                    if not inputs_path.exists():
+                    if isinstance(x, data.StreamedImages):
+                        inputs_path = x.spec()  # the child reads the shards itself
+                    elif not inputs_path.exists():
                         np.save(inputs_path, x)  # once, shared by every isolated artifact
                     outputs, info = _run_isolated(art, inputs_path, Path(tmp) / f"out{i}.npy",
                                                   batch_size, unsafe, num_threads, dataset,
@@ -246,7 +253,8 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
 def _run_isolated(art, inputs_path, outputs_path, batch_size, unsafe, num_threads, dataset,
                   on_progress):
     payload = {"path": str(art.path), "kind": art.kind, "label": art.label, "dataset": str(dataset),
-               "inputs": str(inputs_path), "outputs": str(outputs_path),
+               "inputs": inputs_path if isinstance(inputs_path, dict) else str(inputs_path),
+               "outputs": str(outputs_path),
                "batch_size": batch_size, "unsafe": unsafe, "num_threads": num_threads}
     info = call_isolated(
         "evaluation.execute:run_artifact", payload, on_progress=on_progress,
