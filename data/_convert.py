@@ -62,19 +62,23 @@ def load_npy_folder(root: Path):
     return pools
 
 
-def _source(source, num_classes):
+def _source(source, num_classes, image_size=None, channels=None):
     """``(pools of uint8 images, num_classes, class_names, description)``."""
     from . import _check_split_values, _load_raw
+    from ._shape import check_stored, target_shape
 
     root = Path(os.fspath(source))
     if root.is_dir() and (root / "x.npy").is_file():
         pools = load_npy_folder(root)
+        check_stored(next(iter(pools.values()))[0].shape[1:], image_size, channels,
+                     what=str(root / "x.npy"), fix="save x.npy in the shape you want")
         k = num_classes or int(max(int(y.max()) for _, y in pools.values() if len(y)) + 1)
         for pool, (_, y) in pools.items():
             check_labels(y, k, f"{root} ({pool})")
         return pools, k, tuple(str(i) for i in range(k)), f"arrays x.npy/y.npy from {root}"
-    raw = _load_raw(source, None)
-    _check_split_values(source, raw)
+    shape = target_shape(image_size, channels)
+    raw = _load_raw(source, None, shape)
+    _check_split_values(source, raw, shape)
     k = num_classes or raw.num_classes
     names = raw.class_names if len(raw.class_names) == k else tuple(str(i) for i in range(k))
     pools = {}
@@ -95,7 +99,7 @@ def _write_job(split: str, index: int, count: int) -> dict:
 
 def convert(source, out, *, shards: int | None = None, num_classes: int | None = None,
             validation_fraction: float = 0.1, workers: int | None = None,
-            progress: bool = True) -> Path:
+            progress: bool = True, image_size=None, channels: int | None = None) -> Path:
     """Convert ``source`` into the streamed format in directory ``out``.
 
     Args:
@@ -107,6 +111,8 @@ def convert(source, out, *, shards: int | None = None, num_classes: int | None =
         validation_fraction: as for :func:`data.load_dataset`.
         workers: writer processes (default: the CPUs, at most the shards).
         progress: show a progress bar of the examples written.
+        image_size, channels: the stored shape, as for :func:`data.load_dataset`
+            (default 32x32 gray); an ``x.npy`` folder is stored in its own shape.
 
     Returns:
         ``out`` as a Path.
@@ -125,7 +131,7 @@ def convert(source, out, *, shards: int | None = None, num_classes: int | None =
         raise DatasetError(f"validation_fraction must be in (0, {1 - TEST_FRACTION}); "
                            f"received {validation_fraction!r}.")
     _check_out(out)
-    pools, k, names, description = _source(source, num_classes)
+    pools, k, names, description = _source(source, num_classes, image_size, channels)
     return write_dataset(pools, out, num_classes=k, class_names=names, description=description,
                          source=str(source), shards=shards,
                          validation_fraction=validation_fraction, workers=workers,

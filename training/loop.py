@@ -97,7 +97,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             bundle = data.load_dataset(config.dataset, batch_size=config.batch_size or 64,
                                        seed=config.seed,
                                        validation_fraction=config.validation_fraction,
-                                       limit=config.limit)
+                                       limit=config.limit, image_size=config.image_size,
+                                       channels=config.channels)
         if rule is not None:
             result = train_rule(config, run, bundle, rule, log, callbacks)
         else:
