@@ -6,13 +6,17 @@
    straight into the streamed format with ``data.write_dataset`` (parallel
    writer processes), and reports its speed and disk size.
 2. Trains exam_mlp on it for one epoch with train.py in a child process and
-   reports that child's peak RSS, samples/s, the epoch's time and the test accuracy.
+   reports that child's peak RSS (and per phase: its VmRSS sampled every 0.1 s
+   against the phases it marks: training steps, evaluation, checkpoint, dead-unit
+   probe, final files), samples/s, the epoch's time and the test accuracy.
 3. On a subset that fits in memory, trains the same model from the in-memory
    path (a .npz of the same images) and from the streamed path, at each batch
    size, in this same run, and reports the streamed/in-memory throughput ratio.
 
     .venv/bin/python bench/exam_scale.py --images 10000000 --work /tmp/exam
     .venv/bin/python bench/exam_scale.py --images 200000 --subset 100000 --work /tmp/exam_small
+    .venv/bin/python bench/exam_scale.py --images 1000000 --skip-compare --work /tmp/exam_1m \
+        --train-arg=--activation --train-arg=elu --train-arg=--lr --train-arg=1e-3
 
 Everything is written under ``--work`` (never inside the repository); ``--keep``
 keeps it, otherwise it is deleted at the end.
@@ -232,6 +236,9 @@ def main(argv=None) -> int:
     p.add_argument("--keep", action="store_true")
     p.add_argument("--reuse", action="store_true",
                    help="use the set already converted under --work/full if it has --images images")
+    p.add_argument("--train-arg", dest="train_arg", action="append", default=[],
+                   metavar="ARG", help="extra train.py argument for the full-set run, "
+                   "repeatable (e.g. --train-arg=--activation --train-arg=elu)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batch_size.split(",")]
@@ -248,7 +255,8 @@ def main(argv=None) -> int:
                   f"({c['images_per_s']:,.0f} images/s), {c['disk_bytes'] / 1e9:.2f} GB on disk",
                   flush=True)
         if not args.skip_full:
-            report["full"] = train_child(full, args.work / "run_full", max(batches))
+            report["full"] = train_child(full, args.work / "run_full", max(batches),
+                                         extra=tuple(args.train_arg))
             print(f"full epoch: {json.dumps(report['full'])}", flush=True)
         if args.skip_compare:
             return 0
