@@ -233,6 +233,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int)
     p.add_argument("--skip-full", action="store_true", help="only the subset comparison")
     p.add_argument("--skip-compare", action="store_true", help="only the full set")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="in-memory/streamed pairs per batch size (the median ratio is reported)")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--reuse", action="store_true",
                    help="use the set already converted under --work/full if it has --images images")
@@ -264,15 +266,25 @@ def main(argv=None) -> int:
         import data
         sub = data.convert(npz, args.work / "subset", progress=False)
         report["compare"] = []
+        for repeat in range(args.repeats):
+            for b in batches:
+                # Alternating which path goes first: a load change on the shared machine
+                # then favours neither.
+                order = (("mem", npz), ("disk", sub))[::1 if repeat % 2 == 0 else -1]
+                runs = {name: train_child(path, args.work / f"run_{name}_{b}", b, epochs=2)
+                        for name, path in order}
+                mem, disk = runs["mem"], runs["disk"]
+                row = {"batch_size": b, "repeat": repeat, "in_memory": mem, "streamed": disk,
+                       "ratio": disk["samples_per_s"] / mem["samples_per_s"]}
+                report["compare"].append(row)
+                print(f"batch {b}: in-memory {mem['samples_per_s']:,.0f}/s "
+                      f"(peak {mem['peak_rss_gb']:.2f} GB), streamed "
+                      f"{disk['samples_per_s']:,.0f}/s (peak {disk['peak_rss_gb']:.2f} GB), "
+                      f"ratio {row['ratio']:.2f}", flush=True)
         for b in batches:
-            mem = train_child(npz, args.work / f"run_mem_{b}", b, epochs=2)
-            disk = train_child(sub, args.work / f"run_disk_{b}", b, epochs=2)
-            row = {"batch_size": b, "in_memory": mem, "streamed": disk,
-                   "ratio": disk["samples_per_s"] / mem["samples_per_s"]}
-            report["compare"].append(row)
-            print(f"batch {b}: in-memory {mem['samples_per_s']:,.0f}/s "
-                  f"(peak {mem['peak_rss_gb']:.2f} GB), streamed {disk['samples_per_s']:,.0f}/s "
-                  f"(peak {disk['peak_rss_gb']:.2f} GB), ratio {row['ratio']:.2f}", flush=True)
+            ratios = [r["ratio"] for r in report["compare"] if r["batch_size"] == b]
+            print(f"batch {b}: median streamed/in-memory ratio {np.median(ratios):.2f} over "
+                  f"{len(ratios)} runs ({', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(args.work, ignore_errors=True)

@@ -74,7 +74,8 @@ class DatasetBundle:
         return x, y
 
     def images(self, split: str = "test", rows=None):
-        """The images of ``split`` (its examples ``rows`` when given, in that order).
+        """The images of ``split`` (its examples ``rows``, an index array or a slice, when
+        given, in that order).
 
         In memory an array; a streamed bundle's is a :class:`data.StreamedImages`
         that reads the shards slice by slice, so code that slices it batch by batch

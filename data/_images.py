@@ -23,7 +23,8 @@ class StreamedImages:
     Args:
         root: the dataset directory.
         split: "train", "val" or "test".
-        rows: split-order indices of the examples this view holds (a fixed subset).
+        rows: split-order indices (an index array or a slice) of the examples this
+            view holds, a fixed subset.
         verify: check the shards' sha256 on open (a view re-opened in a child
             process skips it: its parent already checked).
     """
@@ -36,6 +37,8 @@ class StreamedImages:
         self.root, self.split = Path(root), str(split)
         self._bundle = bundle if bundle is not None else StreamedBundle(self.root, verify=verify)
         self._reader = self._bundle.split_reader(self.split)
+        if isinstance(rows, slice):
+            rows = np.arange(self._reader.count)[rows]
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         n = self._reader.count if self.rows is None else len(self.rows)
         self.shape = (int(n), *self._bundle.input_shape)

@@ -247,3 +247,21 @@ def test_full_disk_keeps_the_earlier_dataset(converted, npz, tmp_path, monkeypat
     assert info.value.errno == errno.ENOSPC
     assert sorted((p.name, p.read_bytes()) for p in target.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temp directory left
+
+
+def test_streamed_images_read_as_the_arrays(npz, converted):
+    """bundle.images(split, rows): a view whose every index reads the in-memory values."""
+    import data
+
+    mem, disk = data.load_dataset(npz), data.load_dataset(converted)
+    x, y = mem.as_numpy("test")
+    view = disk.images("test")
+    assert isinstance(view, data.StreamedImages) and view.shape == x.shape and len(view) == 128
+    rows = np.array([5, 0, 127, 5])
+    for key in (slice(None), slice(10, 30), slice(120, 500), rows, 7):
+        assert np.array_equal(view[key], x[key])
+    assert np.array_equal(disk.labels("test"), y) and np.array_equal(disk.labels("test", rows), y[rows])
+    sub = disk.images("test", slice(2, 60, 3)).take([4, 1])
+    again = data.StreamedImages.from_spec(json.loads(json.dumps(sub.spec())))
+    assert np.array_equal(np.asarray(again), x[2:60:3][[4, 1]])
+    assert np.array_equal(again.labels(), y[2:60:3][[4, 1]])

@@ -287,8 +287,8 @@ def _finish(config, run, bundle, model, steps, early, result, log) -> None:
             f"(best val_loss {early.best:.4f})")
     result.test_loss, result.test_accuracy = steps.evaluate(bundle.pipeline("test", 1024))
     result.test_metrics = {"loss": result.test_loss, "accuracy": result.test_accuracy}
-    result.dead_fraction = dead_unit_fraction(
-        model, bundle.images("val", np.arange(min(DEAD_UNIT_EXAMPLES, bundle.sizes["val"]))))
+    result.dead_fraction = dead_unit_fraction(model,
+                                              bundle.images("val", slice(DEAD_UNIT_EXAMPLES)))
     outputs.write_final(config, run.path, model, result, bundle)
     if config.export:
         outputs.export_run(run.path, bundle, result.paths, log)
