@@ -88,7 +88,7 @@ def synthesise(out: Path, images: int, workers: int | None) -> dict:
 # The child marks the phases of a run on stderr ("PHASE name unix-time"), so the parent's
 # RSS samples can be attributed to training steps, validation, test evaluation, etc.
 _CHILD = """\
-import resource, runpy, sys, time
+import runpy, sys, time
 sys.argv = ['train.py'] + sys.argv[1:]
 
 def mark(name):
@@ -115,7 +115,10 @@ try:
     runpy.run_path('train.py', run_name='__main__')
 finally:
     mark('end')
-    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    # VmHWM, not getrusage's ru_maxrss: that one keeps the RSS of the process this child
+    # was forked from (the bench itself) across the exec.
+    hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')]
+    print('PEAK_RSS_KB', hwm[0], file=sys.stderr)
 """
 
 

@@ -225,11 +225,12 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
                                                 unsafe=unsafe, num_threads=num_threads,
                                                 report_progress=bar.update)
                 else:
+                    inputs = inputs_path
                     if isinstance(x, data.StreamedImages):
-                        inputs_path = x.spec()  # the child reads the shards itself
+                        inputs = x.spec()  # the child reads the shards itself
                     elif not inputs_path.exists():
                         np.save(inputs_path, x)  # once, shared by every isolated artifact
-                    outputs, info = _run_isolated(art, inputs_path, Path(tmp) / f"out{i}.npy",
+                    outputs, info = _run_isolated(art, inputs, Path(tmp) / f"out{i}.npy",
                                                   batch_size, unsafe, num_threads, dataset,
                                                   bar.update)
             wall = time.perf_counter() - t0
@@ -250,10 +251,10 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
         batch_size=batch_size, artifacts=results, wall_seconds=time.perf_counter() - started)
 
 
-def _run_isolated(art, inputs_path, outputs_path, batch_size, unsafe, num_threads, dataset,
+def _run_isolated(art, inputs, outputs_path, batch_size, unsafe, num_threads, dataset,
                   on_progress):
     payload = {"path": str(art.path), "kind": art.kind, "label": art.label, "dataset": str(dataset),
-               "inputs": inputs_path if isinstance(inputs_path, dict) else str(inputs_path),
+               "inputs": inputs if isinstance(inputs, dict) else str(inputs),
                "outputs": str(outputs_path),
                "batch_size": batch_size, "unsafe": unsafe, "num_threads": num_threads}
     info = call_isolated(

@@ -171,8 +171,8 @@ def run_artifact(payload: dict, report_progress=None) -> dict:
     """Child-process entry point (see ``utils.isolation.call_isolated``).
 
     Payload keys: ``path``, ``kind``, ``label``, ``dataset``, ``inputs`` (.npy of
-    the images, or a streamed split's ``data.StreamedImages.spec()``), ``outputs`` (.npy to write the ``[N, C]`` outputs to),
-    ``batch_size``, ``unsafe``, ``num_threads``.
+    the images, or a streamed split's ``data.StreamedImages.spec()``), ``outputs``
+    (.npy to write the ``[N, C]`` outputs to), ``batch_size``, ``unsafe``, ``num_threads``.
 
     Returns:
         The info dict of :func:`run`.
