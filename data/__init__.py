@@ -138,9 +138,10 @@ def _load_raw(name: str, limit, shape: tuple):
     text = os.fspath(name)
     if text in _SOURCES:
         raw = _SOURCES[text](limit=limit)
-        for pool, (x, y) in raw.pools.items():
-            if x.shape[1:] != tuple(shape):
-                raw.pools[pool] = (to_shape(x, shape, what=f"Dataset {text!r}"), y)
+        if any(x.shape[1:] != tuple(shape) for x, _ in raw.pools.values()):
+            raw.pools = {pool: (to_shape(x, shape, what=f"Dataset {text!r}"), y)
+                         for pool, (x, y) in raw.pools.items()}
+            raw.description += f"; resized to {shape[0]}x{shape[1]}"
         return raw
     if text.startswith("tfds:"):
         if not text[5:]:
