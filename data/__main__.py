@@ -29,7 +29,7 @@ def build_parser() -> ArgumentParser:
                    help="training shards (default: one per 50,000 examples)")
     c.add_argument("--num-classes", dest="num_classes", type=int, metavar="N",
                    help="class count (default: the source's, or the largest label + 1)")
-    add_shape_arguments(c, "an x.npy folder")
+    add_shape_arguments(c, "an x.npy folder, unless they are given,")
     c.add_argument("--workers", type=int, metavar="N", help="writer processes (default: CPUs)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

@@ -87,6 +87,32 @@ def test_colour_npy_folder_streams_with_three_channels(tmp_path):
     assert result.test_accuracy > 0.5
 
 
+def test_npy_folder_is_resized_when_asked(tmp_path):
+    import tensorflow as tf
+
+    import data
+
+    x, y = _colour_images(n=60, seed=2)
+    src = tmp_path / "src"
+    src.mkdir()
+    np.save(src / "x.npy", x)
+    np.save(src / "y.npy", y)
+    bundle = data.load_dataset(data.convert(src, tmp_path / "ds", image_size=16, channels=1,
+                                            progress=False))
+    assert bundle.input_shape == (16, 16, 1)
+    rows = data.split_indices({"all": (x, y)}, 0.1)["test"][1]
+    gray = tf.image.rgb_to_grayscale(x[rows].astype(np.float32) / 255.0)
+    want = np.rint(tf.image.resize(gray, (16, 16), antialias=True).numpy() * 255) / 255
+    assert np.allclose(bundle.as_numpy("test")[0], want, atol=1e-6)
+    gray_src = tmp_path / "gray"
+    gray_src.mkdir()
+    np.save(gray_src / "x.npy", x[..., 0])
+    np.save(gray_src / "y.npy", y)
+    with pytest.raises(data.DatasetError, match="holds gray images"):
+        data.convert(gray_src, tmp_path / "never", channels=3, progress=False)
+    assert not (tmp_path / "never").exists()
+
+
 def test_image_size_28_on_digits_is_tf_resize_of_the_source():
     import gzip
     import importlib.util
