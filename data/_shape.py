@@ -124,8 +124,3 @@ def to_shape(images: np.ndarray, shape=(IMAGE_SIZE, IMAGE_SIZE, IMAGE_CHANNELS),
     if x.shape[1:3] != (h, w):
         x = tf.image.resize(x, (h, w), antialias=True).numpy()
     return x.astype(np.float32)
-
-
-def to_32x32_gray(images: np.ndarray) -> np.ndarray:
-    """:func:`to_shape` with the zoo's default shape."""
-    return to_shape(images)
