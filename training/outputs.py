@@ -173,9 +173,9 @@ def export_run(run_dir: Path, bundle, paths: dict, log) -> None:
     from models.card import is_classifier
     from models.loading import read_card
 
-    x_train, _ = bundle.as_numpy("train")
-    x_test, _ = bundle.as_numpy("test")
-    kwargs = dict(representative_data=x_train[:1000], validation_data=x_test)
+    # Calibration reads only its 1,000 training images; the validation takes the test split.
+    kwargs = dict(representative_data=bundle.head("train", 1000)[0],
+                  validation_data=bundle.as_numpy("test")[0])
     card = read_card(run_dir / "model.keras")  # write_final stored it
     if card is not None and not is_classifier(card):
         log("--export: float32 artifacts only: the model's output is not class scores "
