@@ -70,8 +70,8 @@ def _cell(model_path, fmt, quant, data, **options) -> dict | str:
         except (ExportError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
     # The int8 ONNX is made from a float one, which the export writes beside it.
-    [art] = [a for a in manifest["artifacts"]
-             if a["format"] == fmt and (a.get("quantization") or None) == quant]
+    arts = [a for a in manifest["artifacts"] if a["format"] == fmt]
+    art = next((a for a in arts if (a.get("quantization") or None) == quant), arts[-1])
     cell = dict(art.get("validation") or {})
     if "micro" in art:
         cell.update(flash_bytes=art["micro"]["flash_bytes"],
