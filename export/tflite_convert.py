@@ -84,6 +84,12 @@ def _head_nodes(content: bytes) -> list[str]:
     return names
 
 
+def head_nodes(content: bytes) -> list[str]:
+    """The node names :func:`to_tflite` keeps float with ``float_head`` (public for
+    ``export.explain``, which measures the same selective quantization)."""
+    return _head_nodes(content)
+
+
 def _float_head(conv, content, representative) -> tuple[bytes, list[str]]:
     """Re-quantize with the head denylisted (kept float) via LiteRT's
     selective quantization (``QuantizationDebugger``)."""
