@@ -6,6 +6,12 @@ The local error of each node's output is onnxruntime's QDQ debugging helpers'
 SQNR in dB (``qdq_loss_debug.compute_activation_error``, float model vs. the
 int8 model: higher is better); range and scale are read from the
 QuantizeLinear of that output in the int8 model.
+
+Keeping a node float this way does not always hold at run time: onnxruntime's
+CPU optimizer fuses a float Gemm that sits between a DequantizeLinear and a
+QuantizeLinear into a QGemm, quantizing its weights itself. Each row records
+whether that happened to its kept-float variant (``kept_float_requantized``),
+so a kept-float agreement that did not recover is read as what it is.
 """
 from __future__ import annotations
 
@@ -49,6 +55,19 @@ def _quantized_output(tensor, consumers, quant) -> str:
     while tensor not in quant and len(consumers.get(tensor, ())) == 1:
         tensor = consumers[tensor][0].output[0]
     return tensor
+
+
+def _requantized(path, scratch: Path) -> set:
+    """Nodes that onnxruntime's CPU optimizer (as the exporter's runner opens the
+    file) fused into an int8 op although the quantizer left them float: a float
+    Gemm between a DequantizeLinear and a QuantizeLinear becomes a QGemm."""
+    import onnx
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(scratch / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return {n.name for n in onnx.load(options.optimized_model_filepath).graph.node
+            if n.op_type.startswith(("QGemm", "QLinear", "QAttention"))}
 
 
 def _sqnr(float_path, quantized_path, scratch: Path, x) -> dict:
@@ -97,6 +116,9 @@ def explain_onnx(graph, scratch, representative_data, x, reference, decision) ->
 
     result = measure_layers(layers, variant, x, reference, decision)
     baseline = paths[frozenset()]
+    for row in result["layers"]:
+        row["kept_float_requantized"] = row["node"] in _requantized(paths[frozenset([row["node"]])],
+                                                                   scratch)
     quant = _output_quantization(baseline)
     with quiet_logger(""):
         sqnr = _sqnr(fused, baseline, scratch, x)

@@ -51,8 +51,9 @@ def markdown(report: dict) -> str:
                   "| local |", "|---|---|---|---|---|---|---|---|"]
         for r in result["layers"]:
             span = "-" if r["range"] is None else f"[{r['range'][0]:.3g}, {r['range'][1]:.3g}]"
-            kept = _number(r["kept_float_agreement"], ".4f") + (" (shipped float)"
-                                                                 if r["shipped_float"] else "")
+            kept = _number(r["kept_float_agreement"], ".4f") + (
+                " (shipped float)" if r["shipped_float"] else
+                " (re-quantized by onnxruntime)" if r.get("kept_float_requantized") else "")
             lines.append(f"| {r['layer'] or r['node']} | {r['op']} | {r['alone_error']:.4f} | "
                          f"{kept} | {span} | {_number(r['scale'], '.3g')} | "
                          f"{_number(r['weight_max_abs'], '.3g')} | "
