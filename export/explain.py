@@ -201,7 +201,7 @@ def explain_model(model_or_path, out_dir, *, representative_data, validation_dat
 
     from export import explain_onnx, explain_report
     from export.graph import static_flatten
-    from export.runtime import load_keras_model
+    from export.runtime import KerasRunner, load_keras_model
     from models.card import model_card
     unknown = sorted(set(targets) - set(TARGETS))
     if unknown:
@@ -213,7 +213,7 @@ def explain_model(model_or_path, out_dir, *, representative_data, validation_dat
     card = model_card(model)
     graph, _ = static_flatten(model)
     x = evaluation_subset(representative_data if validation_data is None else validation_data)
-    reference = np.asarray(keras.tree.flatten(graph(x, training=False))[0])
+    reference = KerasRunner(graph).run(x)[0]
     layer_names = [l.name for l in model.layers]
     report = {"model": None if isinstance(model_or_path, keras.Model) else str(model_or_path),
               "decision": card["decision"], "samples": int(len(x)),

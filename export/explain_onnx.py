@@ -65,6 +65,7 @@ def _requantized(path, scratch: Path) -> set:
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(scratch / "optimized.onnx")
+    options.log_severity_level = 3  # "hardware specific optimizations": read here only
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return {n.name for n in onnx.load(options.optimized_model_filepath).graph.node
             if n.op_type.startswith(("QGemm", "QLinear", "QAttention"))}

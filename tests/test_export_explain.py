@@ -31,7 +31,7 @@ def explained(tmp_path_factory):
     model = models.create_model("exam_mlp", num_classes=10, hidden_units=(16, 16))
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    history = model.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
     assert history.history["accuracy"][-1] > 0.8  # trained, not a random net
     h1, h2 = model.get_layer("hidden_1"), model.get_layer("hidden_2")
     kernel, bias = h1.get_weights()
@@ -78,7 +78,7 @@ def test_ranges_are_the_calibrated_activation_ranges(explained):
 
     from export.calibration import calibration_subset
     model, x = explained[0], explained[1]
-    probe = keras.Model(model.inputs, model.get_layer("hidden_1_act").output)
+    probe = keras.Model(model.inputs[0], model.get_layer("hidden_1_act").output)
     top = float(np.max(probe(calibration_subset(x), training=False)))
     for target in ("tflite", "onnx_int8", "tflite_micro"):
         row = next(r for r in explained[3]["targets"][target]["layers"]
