@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import tempfile
 import warnings
 from pathlib import Path
@@ -142,8 +143,13 @@ def explain_tflite(graph, scratch, representative_data, x, reference, decision, 
     options = tf.lite.experimental.QuantizationDebugOptions
     with silenced_stderr_fd(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the debugger runs tf.lite.Interpreter (deprecated)
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=conv, debug_dataset=lambda: ([debug[i:i + 1]] for i in range(len(debug))))
+        try:
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=conv,
+                debug_dataset=lambda: ([debug[i:i + 1]] for i in range(len(debug))))
+        except Exception as exc:  # the converter raises ConverterError and friends
+            raise ExportError(f"{'tflite_micro' if micro else 'tflite'} int8 conversion "
+                              f"failed: {' '.join(str(exc).split())[:300]}") from exc
         ranges = []
         if micro:  # the fully-int8 model ships with the exporter's logit bound
             debugger.calibrated_model, ranges = calibration.bound_logits(
@@ -153,7 +159,7 @@ def explain_tflite(graph, scratch, representative_data, x, reference, decision, 
         stats = _dump_rows(debugger)
         shipped = [] if micro else head_nodes(debugger.get_nondebug_quantized_model())
     layers = [r["tensor_name"] for r in stats]
-    counter = iter(range(10 ** 6))
+    counter = itertools.count()
 
     def variant(float_nodes):
         with silenced_stderr_fd(), warnings.catch_warnings():
@@ -215,6 +221,7 @@ def explain_model(model_or_path, out_dir, *, representative_data, validation_dat
     x = evaluation_subset(representative_data if validation_data is None else validation_data)
     reference = KerasRunner(graph).run(x)[0]
     layer_names = [l.name for l in model.layers]
+    weights = {l.name: l.get_weights() for l in model.layers}
     report = {"model": None if isinstance(model_or_path, keras.Model) else str(model_or_path),
               "decision": card["decision"], "samples": int(len(x)),
               "calibration_samples": int(len(calibration.calibration_subset(
@@ -229,7 +236,6 @@ def explain_model(model_or_path, out_dir, *, representative_data, validation_dat
             else:
                 result = explain_tflite(graph, work, representative_data, x, reference,
                                         card["decision"], micro=target == "tflite_micro")
-            weights = {l.name: l.get_weights() for l in model.layers}
             for row in result["layers"]:
                 row["layer"] = keras_layer(row["node"], layer_names)
                 kernel = weights.get(row["layer"]) or []

@@ -97,10 +97,19 @@ def test_report_files(explained):
     assert (out / "error_per_layer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bad_dataset_is_one_line_and_writes_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("case, words", [
+    ("dataset", ("digitz", "digits")),          # names the typo and the closest name
+    ("out_is_a_file", ("not a directory",)),
+    ("missing_model", ("No such model file",)),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case, words):
     out = tmp_path / "report"
-    status = run_cli(main, ["explain", str(tmp_path / "model.keras"),
-                            "--representative-data", "digitz", "--out", str(out)], PROG)
+    if case == "out_is_a_file":
+        out.write_text("mine")
+    model = tmp_path / "model.keras"
+    dataset = "digitz" if case == "dataset" else "digits"
+    status = run_cli(main, ["explain", str(model), "--representative-data", dataset,
+                            "--out", str(out)], PROG)
     err = capsys.readouterr().err.strip().splitlines()
-    assert status == 2 and len(err) == 1 and "digitz" in err[0] and "digits" in err[0]
-    assert not out.exists()
+    assert status == 2 and len(err) == 1 and all(w in err[0] for w in words), err
+    assert out.read_text() == "mine" if case == "out_is_a_file" else not out.exists()
