@@ -240,8 +240,8 @@ def explain_model(model_or_path, out_dir, *, representative_data, validation_dat
                 row["layer"] = keras_layer(row["node"], layer_names)
                 kernel = weights.get(row["layer"]) or []
                 row["weight_max_abs"] = float(np.abs(kernel[0]).max()) if kernel else None
-            result["worst"] = max(result["layers"], key=lambda r: r["alone_error"],
-                                  default={}).get("layer")
+            worst = max(result["layers"], key=lambda r: r["alone_error"], default=None)
+            result["worst"] = worst and (worst["layer"] or worst["node"])
             report["targets"][target] = result
     explain_report.write(out, report)
     return report
