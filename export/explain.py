@@ -122,7 +122,7 @@ def _converter(graph, scratch: Path, samples, batch_size):
     return conv
 
 
-def _dump_rows(debugger) -> list[dict]:
+def debugger_rows(debugger) -> list[dict]:
     """The debugger's per-op statistics, read through its public CSV dump."""
     text = io.StringIO()
     debugger.layer_statistics_dump(text)
@@ -156,16 +156,19 @@ def explain_tflite(graph, scratch, representative_data, x, reference, decision, 
                 debugger.calibrated_model, samples)
             debugger.options = options()
         debugger.run()
-        stats = _dump_rows(debugger)
+        stats = debugger_rows(debugger)
         shipped = [] if micro else head_nodes(debugger.get_nondebug_quantized_model())
     layers = [r["tensor_name"] for r in stats]
     counter = itertools.count()
 
     def variant(float_nodes):
-        with silenced_stderr_fd(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            debugger.options = options(denylisted_nodes=sorted(float_nodes))
-            content = debugger.get_nondebug_quantized_model()
+        # Every op float: the calibrated model itself (the debugger needs one int8 op).
+        content = debugger.calibrated_model
+        if not set(float_nodes) >= set(layers):
+            with silenced_stderr_fd(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                debugger.options = options(denylisted_nodes=sorted(float_nodes))
+                content = debugger.get_nondebug_quantized_model()
         path = Path(scratch) / f"variant_{next(counter)}.tflite"
         path.write_bytes(content)
         runner = TFLiteRunner(path, kernels="builtin" if micro else "xnnpack")
