@@ -113,3 +113,30 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case, words)
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and all(w in err[0] for w in words), err
     assert out.read_text() == "mine" if case == "out_is_a_file" else not out.exists()
+
+
+@pytest.mark.slow
+def test_int8_fallback_keeps_only_the_outlier_layer_float(explained, tmp_path):
+    """Shipped int8 the model is at chance (above); the fallback keeps one layer
+    float, hidden_2's, and the export then passes its held-out validation."""
+    import data
+    from export.exporter import export_model
+    from export.explain import keras_layer
+    model, x = explained[0], explained[1]
+    held_out = data.load_dataset("digits").as_numpy("test")[0]
+    manifest = export_model(model, tmp_path / "out", formats="tflite", quantize="int8",
+                            representative_data=x, validation_data=held_out,
+                            int8_fallback="auto")
+    entry = next(a for a in manifest["artifacts"] if a["quantization"] == "int8")
+    kept = entry["int8_fallback"]["kept_float"]
+    assert [keras_layer(n, [l.name for l in model.layers]) for n in kept] == ["hidden_2"]
+    assert entry["validation"]["passed"]
+    assert entry["validation"]["top1_agreement"] >= entry["validation"]["top1_bound"]
+
+
+def test_int8_fallback_takes_auto_only():
+    from export.checks import check_options
+    from export.errors import ExportError
+    with pytest.raises(ExportError, match="int8_fallback must be 'auto' or None. "
+                                          "Received: int8_fallback='always'"):
+        check_options(quantize="int8", representative_data=[[0.0]], int8_fallback="always")
