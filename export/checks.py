@@ -142,6 +142,9 @@ def check_options(**values) -> Options:
     if values["int8_fallback"] not in (None, "auto"):
         raise ExportError(f"int8_fallback must be 'auto' or None. "
                           f"Received: int8_fallback={values['int8_fallback']!r}")
+    if values["int8_fallback"] and not ("int8" in variants and "tflite" in formats):
+        raise ExportError("int8_fallback='auto' applies to the int8 TFLite; pass "
+                          "formats including 'tflite' and quantize='int8' (CLI: --quantize int8).")
     if values["int8_fallback"] and values["int8_io"]:
         raise ExportError("int8_fallback='auto' keeps layers float, which needs float I/O; "
                           "drop int8_io (--no-int8-io) or the fallback.")
