@@ -1,7 +1,8 @@
 """Command line: ``python -m export MODEL.keras --out DIR``, ``python -m export bench
 DIR`` and ``python -m export matrix`` (the activation x format table of the docs;
 ``--models`` and ``--micro`` for the model tables), ``python -m export verify DIR``
-(aarch64 under emulation, or OpenVINO).
+(aarch64 under emulation, or OpenVINO), ``python -m export explain MODEL.keras
+--representative-data DATASET`` (the per-layer int8 quantization report).
 
 Parses arguments, calls one library function, prints its result. Errors
 become one line on stderr and exit status 2 (``utils.cli.run_cli``); a partial
@@ -90,6 +91,28 @@ def _verify(argv) -> int:
     return 0
 
 
+def _explain(argv) -> int:
+    p = ArgumentParser(prog=f"{PROG} explain", description="Per-layer int8 quantization "
+                       "report of each int8 target (TFLite, int8 ONNX, TFLite Micro): "
+                       "Markdown, JSON and a PNG of the error per layer.")
+    p.add_argument("model", help="the .keras file")
+    p.add_argument("--representative-data", required=True, metavar="DATASET",
+                   help="dataset name: its train split calibrates, its test split is "
+                   "measured on, e.g. digits")
+    p.add_argument("--out", default=None, help="report directory, replaced atomically "
+                   "(default: MODEL without .keras + _explain)")
+    args = p.parse_args(argv)
+    from export.explain import explain_model
+    from export.explain_report import REPORT_MD, check_report_dir, markdown
+    out = args.out or args.model.removesuffix(".keras") + "_explain"
+    check_report_dir(out)  # before a dataset loads
+    train, test = _dataset(args.representative_data)
+    print(markdown(explain_model(args.model, out, representative_data=train,
+                                 validation_data=test)), end="")
+    print(f"Wrote {out}/{REPORT_MD}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_tensorflow()
@@ -122,6 +145,8 @@ def main(argv=None) -> int:
         return 0
     if argv[:1] == ["verify"]:
         return _verify(argv[1:])
+    if argv[:1] == ["explain"]:
+        return _explain(argv[1:])
     if argv[:1] == ["bench"]:
         args = _bench_parser().parse_args(argv[1:])
         from export.bench import bench_markdown, benchmark

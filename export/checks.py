@@ -139,6 +139,15 @@ def check_options(**values) -> Options:
                           f"Received: fixed_batch={fixed_batch!r}")
     if atol is not None and not (is_number(atol) and atol > 0):
         raise ExportError(f"atol must be a positive number. Received: atol={atol!r}")
+    if values["int8_fallback"] not in (None, "auto"):
+        raise ExportError(f"int8_fallback must be 'auto' or None. "
+                          f"Received: int8_fallback={values['int8_fallback']!r}")
+    if values["int8_fallback"] and not ("int8" in variants and "tflite" in formats):
+        raise ExportError("int8_fallback='auto' applies to the int8 TFLite; pass "
+                          "formats including 'tflite' and quantize='int8' (CLI: --quantize int8).")
+    if values["int8_fallback"] and values["int8_io"]:
+        raise ExportError("int8_fallback='auto' keeps layers float, which needs float I/O; "
+                          "drop int8_io (--no-int8-io) or the fallback.")
     if values["int8_io"] and "int8" not in variants:
         raise ExportError("int8_io=True needs quantize='int8'.")
     checked = {"formats": tuple(formats), "quantize": tuple(variants),

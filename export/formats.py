@@ -227,7 +227,14 @@ def _to_tflite(job: Job) -> dict:
     return tflite_convert.to_tflite(
         job.graph, job.path, quantization=job.quantization, representative_data=job.data,
         int8_io=o.int8_io, allow_flex=o.allow_flex, batch_size=o.fixed_batch,
-        saved_model=saved, float_head=o.int8_float_head, trained_ranges=job.trained)
+        saved_model=saved, float_head=o.int8_float_head, trained_ranges=job.trained,
+        int8_fallback=o.int8_fallback, decision=_decision(job.card_text))
+
+
+def _decision(card_text) -> str:
+    """What the model card says the first output decides."""
+    import json
+    return json.loads(card_text)["decision"] if card_text else "argmax"
 
 
 TFLITE = register(ExportFormat(

@@ -134,6 +134,13 @@ OPTIONS = (
         validation or met an op its format lacks (UnsupportedOpsError) is listed in the
         manifest's ``refused`` with its figure and fix, and ``PartialExportError`` is
         raised after publishing (command line: exit status {PARTIAL_EXIT})."""),
+    Option("int8_fallback", None, metavar="auto", doc="""
+        With "int8" TFLite (float I/O), "auto" keeps the fewest further layers float
+        until the agreement with Keras on the calibration inputs reaches the int8 bound
+        (greedy: each step keeps float the layer that buys the most;
+        ``export.explain_fallback``); the
+        layers kept float are listed in the manifest (``float_head``, ``int8_fallback``).
+        Default None: no fallback."""),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 if len(BY_NAME) != len(OPTIONS):
