@@ -125,9 +125,20 @@ def main(argv=None) -> int:
                        help="every registered model instead of every activation")
         p.add_argument("--micro", action="store_true",
                        help="every registered model to tflite_micro (flash, arena, ops)")
+        p.add_argument("--applications", action="store_true", help="every keras.applications "
+                       "builder (no weights, smallest input; --pattern over builder names)")
+        p.add_argument("--work-dir", default=None, help="--applications: one JSON per "
+                       "builder, reused on a rerun, so a killed run resumes (default "
+                       "runs/apps_matrix)")
         args = p.parse_args(argv[1:])
         from export import matrix
-        if args.micro:
+        if args.applications:
+            from export import apps_matrix
+            rows = apps_matrix.run_applications_matrix(
+                args.pattern, args.work_dir or apps_matrix.WORK_DIR,
+                log=lambda line: print(line, file=sys.stderr))
+            table = apps_matrix.applications_markdown(rows)
+        elif args.micro:
             table = matrix.matrix_markdown(matrix.run_micro_matrix(args.pattern), "model")
         elif args.models:
             table = matrix.matrix_markdown(matrix.run_model_matrix(args.pattern), "model")

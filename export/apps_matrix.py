@@ -1,0 +1,280 @@
+"""The keras.applications export matrix: every builder, no weights, its
+smallest input, exported to SavedModel, ONNX and TFLite (float32, float16,
+dynamic) by ``export_model``, with Keras' own ``model.export(format="onnx")``
+beside it as the baseline.
+
+The builders are read from ``keras.applications`` itself (every public
+function that takes ``include_top``, ``weights`` and ``input_shape``), so a
+new Keras version is covered the day it is installed. Each model runs in its
+own child process (``utils.isolation``: a converter crash or a 1.4 GB model
+cannot take the run down or keep its memory), and each result is cached as
+``<work_dir>/<Builder>.json``, so a killed run continues where it stopped.
+
+A row: ``{"builder", "input_size", "size_note", "params", "formats":
+{column: {"status": "validated", "max_abs_diff", "seconds", "size_bytes"} |
+{"status": "refused", "reason"}}}`` with the columns of :data:`COLUMNS`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Table columns: (column, export format, TFLite quantization); keras_onnx is
+# Keras' own exporter, validated like ours.
+COLUMNS = (("saved_model", "saved_model", None), ("onnx", "onnx", None),
+           ("tflite", "tflite", None), ("tflite_float16", "tflite", "float16"),
+           ("tflite_dynamic", "tflite", "dynamic"), ("keras_onnx", None, None))
+OURS = tuple(c for c, fmt, _ in COLUMNS if fmt is not None)
+# Tried in this order until the builder accepts one; 32 is the smallest any
+# builder allows (imagenet_utils' own floor), the others follow the builders'
+# documented minimums (75 for InceptionV3/InceptionResNetV2, 71 for Xception).
+CANDIDATE_SIZES = (32, 71, 75, 96, 128, 224, 331)
+SAMPLES = 32  # random inputs: calibration-free formats only need a validation set
+SEED = 0
+WORK_DIR = "runs/apps_matrix"  # runs/ is git-ignored
+_BUILDER_ARGS = {"include_top", "weights", "input_shape"}
+
+
+def application_builders(pattern: str = "*") -> dict:
+    """``{name: builder}`` of every model builder in ``keras.applications``
+    matching the fnmatch ``pattern``, sorted by name."""
+    import keras
+    found = {n: f for n, f in vars(keras.applications).items()
+             if not n.startswith("_") and inspect.isfunction(f)
+             and _BUILDER_ARGS <= set(inspect.signature(f).parameters)}
+    return {n: found[n] for n in sorted(found) if fnmatch.fnmatchcase(n, pattern)}
+
+
+def preprocess_function(name: str):
+    """``(module, preprocess_input)`` of the ``keras.applications`` module that
+    defines builder ``name`` (what the model expects its pixels to be)."""
+    import importlib
+    module_name = application_builders()[name].__module__.rsplit(".", 1)[-1]
+    module = importlib.import_module(f"keras.applications.{module_name}")
+    return module_name, module.preprocess_input
+
+
+def minimum_input(name: str):
+    """``(model, size, note)``: the builder's model (no weights) at the first of
+    :data:`CANDIDATE_SIZES` it accepts, and why smaller sizes were refused
+    (the builder's own error, one line), or "" at 32."""
+    import keras
+    builder = application_builders()[name]
+    note = ""
+    for size in CANDIDATE_SIZES:
+        keras.utils.set_random_seed(SEED)
+        try:
+            return builder(weights=None, input_shape=(size, size, 3)), size, note
+        except ValueError as exc:  # the builder's own refusal: "at least 75x75", ...
+            line = " ".join(str(exc).split())
+            note = note or f"smaller refused: {line[:120]}"
+            floor = re.search(r"at least (\d+)x\1", line)
+            if floor and int(floor.group(1)) > size:
+                continue
+    raise ValueError(f"{name} accepts none of the sizes {CANDIDATE_SIZES}: {note}")
+
+
+def build_application(name: str, size: int | None = None):
+    """``(model, size, note, x)``: the model (no weights) at ``size`` (default
+    its smallest, :func:`minimum_input`) with its card attached and
+    :data:`SAMPLES` random preprocessed inputs (fixed seed) of its input size."""
+    import keras
+
+    from models.card import attach_card, build_card
+    if size is None:
+        model, size, note = minimum_input(name)
+    else:
+        keras.utils.set_random_seed(SEED)
+        model, note = application_builders()[name](weights=None, input_shape=(size, size, 3)), ""
+    module_name, preprocess = preprocess_function(name)
+    pixels = np.random.default_rng(SEED).uniform(0, 255, (SAMPLES, size, size, 3))
+    x = np.asarray(preprocess(pixels.astype("float32")), dtype=np.float32)
+    batch_statistics(model, x)
+    attach_card(model, build_card(
+        model, name=name, family="keras.applications", num_classes=model.outputs[0].shape[-1],
+        value_range=(float(x.min()), float(x.max())),
+        preprocessing=f"keras.applications.{module_name}.preprocess_input of 0-255 RGB"))
+    return model, size, note, x
+
+
+def batch_statistics(model, x) -> None:
+    """Set every BatchNormalization's moving mean and variance to its batch
+    statistics on ``x`` (one training-mode pass with momentum 0).
+
+    Without weights the moving statistics are (0, 1), which leaves the
+    features of most of these networks at zero: their softmax is 1/1000 for
+    any input, and validation would compare constants. With batch
+    statistics the outputs depend on the input (MobileNetV2 at 32x32: a
+    spread of 4e-3 over inputs instead of 0).
+    """
+    import keras
+    norms = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    momenta = [l.momentum for l in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(x, training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+
+
+def _export(model, x, jobs, out) -> dict:
+    """``{column: cell}`` for one ``export_model`` call over ``jobs`` (columns)."""
+    from export.exporter import export_model
+    formats = list(dict.fromkeys(fmt for c, fmt, _ in COLUMNS if c in jobs))
+    quant = [q for c, fmt, q in COLUMNS if c in jobs and fmt == "tflite"] or None
+    manifest = export_model(model, out, formats=formats, quantize=quant, representative_data=x)
+    cells = {}
+    for a in manifest["artifacts"]:
+        column = next(c for c, fmt, q in COLUMNS
+                      if fmt == a["format"] and q == a["quantization"])
+        cells[column] = {"status": "validated",
+                         "max_abs_diff": a["validation"]["max_abs_diff"],
+                         "seconds": a["conversion_seconds"], "size_bytes": a["size_bytes"]}
+    return cells
+
+
+def _refusal(exc) -> dict:
+    return {"status": "refused", "reason": " ".join(f"{type(exc).__name__}: {exc}".split())}
+
+
+def export_columns(model, x, columns, work) -> dict:
+    """Our exporter's cells: the ``columns`` in one call (one traced
+    SavedModel); when that fails, each column alone, so each refusal is its own."""
+    from export.errors import ExportError
+    try:
+        return _export(model, x, columns, Path(work) / "all")
+    except (ExportError, ValueError) as exc:
+        if len(columns) == 1:
+            return {columns[0]: _refusal(exc)}
+    cells = {}
+    for column in columns:
+        cells.update(export_columns(model, x, (column,), Path(work) / column))
+    return cells
+
+
+def keras_onnx_cell(model, x, work) -> dict:
+    """Keras' own ``model.export(format="onnx")``, validated as ours is: in
+    onnxruntime against the Keras model, at the same tolerance and inputs."""
+    from export.runtime import KerasRunner, load_artifact
+    from export.validate import validate_artifact
+    path = Path(work) / "keras.onnx"
+    start = time.perf_counter()
+    try:
+        model.export(str(path), format="onnx", verbose=False)
+    except Exception as exc:  # Keras' exporter raises whatever tf2onnx raises
+        return _refusal(exc)
+    seconds = time.perf_counter() - start
+    result, fails = validate_artifact(path.name, load_artifact(path), KerasRunner(model), data=x)
+    if fails:
+        return {"status": "refused", "reason": "; ".join(f["message"] for f in fails)}
+    return {"status": "validated", "max_abs_diff": result["max_abs_diff"],
+            "seconds": round(seconds, 3), "size_bytes": path.stat().st_size}
+
+
+def run_application(payload: dict, report_progress=None) -> dict:
+    """One row (the child process's entry): build ``payload["builder"]``, export
+    it to every column, validate. ``payload["columns"]`` limits the columns;
+    ``payload["keep"]``: a directory that keeps the artifacts (else a temporary one)."""
+    name = payload["builder"]
+    columns = tuple(payload.get("columns") or (c for c, _, _ in COLUMNS))
+    model, size, note, x = build_application(name)
+    row = {"builder": name, "input_size": size, "size_note": note,
+           "params": int(model.count_params()), "formats": {}}
+    with tempfile.TemporaryDirectory(prefix="apps-matrix-") as scratch:
+        work = payload.get("keep") or scratch
+        ours = tuple(c for c in columns if c in OURS)
+        if ours:
+            row["formats"].update(export_columns(model, x, ours, work))
+        if "keras_onnx" in columns:
+            row["formats"]["keras_onnx"] = keras_onnx_cell(model, x, work)
+    return row
+
+
+def run_applications_matrix(pattern: str = "*", work_dir=WORK_DIR, columns=None,
+                            log=None, timeout=None) -> dict:
+    """Every builder matching ``pattern``, each in a child process, smallest
+    models first; cached rows in ``work_dir`` are reused (delete a JSON file to
+    redo that model).
+
+    Returns:
+        ``{builder: row}`` (see the module docstring).
+    """
+    from utils.io import atomic_write_json
+    from utils.isolation import ChildCrashError, ChildError, call_isolated
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    names = sorted(application_builders(pattern), key=_cost_order)
+    if not names:
+        from export.errors import ExportError
+        from utils.names import did_you_mean
+        raise ExportError(f"No keras.applications builder matches --pattern {pattern!r}."
+                          f"{did_you_mean(pattern, application_builders(), quote=True)} "
+                          "Patterns are fnmatch globs over builder names, e.g. 'MobileNet*'.")
+    rows = {}
+    for name in names:
+        cached = work / f"{name}.json"
+        if cached.exists():
+            rows[name] = json.loads(cached.read_text())
+            continue
+        start = time.perf_counter()
+        try:
+            row = call_isolated("export.apps_matrix:run_application",
+                                {"builder": name, "columns": list(columns or ())},
+                                what=f"the {name} export", timeout=timeout)
+        except (ChildCrashError, ChildError) as exc:
+            line = " ".join(str(exc).split("\n")[0].split())
+            row = {"builder": name, "input_size": None, "size_note": "", "params": None,
+                   "formats": {c: {"status": "refused", "reason": line}
+                               for c in (columns or [c for c, _, _ in COLUMNS])}}
+        row["wall_seconds"] = round(time.perf_counter() - start, 1)
+        atomic_write_json(cached, row, indent=1)
+        rows[name] = row
+        if log:
+            log(f"{name}: " + ", ".join(f"{c} {v['status']}" for c, v in row["formats"].items()))
+    return rows
+
+
+def _cost_order(name: str):
+    """Likely small models first (no model is built to order them): the size
+    word of a family's variant (Tiny, Small, Mobile < Base < Large), then its
+    trailing number (B0 < B7, ResNet50 < ResNet152)."""
+    word = re.search(r"(Tiny|Small|Mobile|Base|XLarge|Large|[SML])$", name)
+    number = re.search(r"(\d+)(V2)?$", name)
+    rank = {"Tiny": 0, "Small": 0, "Mobile": 0, "S": 1, "Base": 2, "M": 2,
+            "Large": 3, "L": 3, "XLarge": 4}.get(word.group(1) if word else "", 1)
+    return (rank, int(number.group(1)) if number else 0, name)
+
+
+def _cell(cell: dict) -> str:
+    if cell["status"] == "validated":
+        return (f"validated {cell['max_abs_diff']:.0e}, {cell['seconds']:.1f} s, "
+                f"{cell['size_bytes'] / 2**20:.1f} MiB")
+    return "refused: " + cell["reason"].replace("|", "/")[:300]
+
+
+def applications_markdown(rows: dict) -> str:
+    """The docs table of :func:`run_applications_matrix` rows: per column
+    "validated max|diff|, conversion seconds, size" or "refused: reason"."""
+    columns = [c for c, _, _ in COLUMNS]
+    lines = ["| builder | input | params | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    for name in sorted(rows):
+        row = rows[name]
+        size = f"{row['input_size']}x{row['input_size']}" if row["input_size"] else "?"
+        if row.get("size_note"):
+            size += f" ({row['size_note']})"
+        params = f"{row['params'] / 1e6:.1f}M" if row["params"] else "?"
+        cells = [_cell(row["formats"][c]) if c in row["formats"] else "" for c in columns]
+        lines.append(f"| `{name}` | {size} | {params} | " + " | ".join(cells) + " |")
+    ours = [r for r in rows.values() if all(r["formats"].get(c, {}).get("status") == "validated"
+                                            for c in OURS)]
+    lines.append("")
+    lines.append(f"{len(ours)} of {len(rows)} builders validated in every format of ours.")
+    return "\n".join(lines) + "\n"

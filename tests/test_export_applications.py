@@ -1,0 +1,60 @@
+"""The keras.applications matrix machinery (export.apps_matrix) on its
+smallest builder: the row it writes agrees with onnxruntime run here, a
+cached row is reused, and a pattern that matches nothing is refused."""
+import inspect
+import json
+
+import numpy as np
+import pytest
+
+from tests._export_helpers import keras_outputs, run_raw
+
+
+def test_builders_are_every_model_function_of_keras_applications():
+    import keras
+
+    from export import apps_matrix
+    # Reference: every public function of keras.applications that returns a Model
+    # is documented by its module with a preprocess_input beside it.
+    expected = {n for n, f in vars(keras.applications).items()
+                if inspect.isfunction(f) and n[0].isupper()}
+    assert set(apps_matrix.application_builders()) == expected
+    assert len(expected) >= 40 and "MobileNetV3Small" in expected
+    assert list(apps_matrix.application_builders("MobileNetV3*")) == [
+        "MobileNetV3Large", "MobileNetV3Small"]
+
+
+@pytest.mark.slow
+def test_smallest_builder_row_matches_onnxruntime(tmp_path):
+    from export import apps_matrix
+    from export.validate import TOLERANCES
+    row = apps_matrix.run_application({"builder": "MobileNetV3Small", "columns": ["onnx"],
+                                       "keep": str(tmp_path)})
+    assert row["input_size"] == 32 and row["params"] > 1_000_000
+    cell = row["formats"]["onnx"]
+    assert cell["status"] == "validated", cell
+    assert cell["size_bytes"] == (tmp_path / "all" / "model.onnx").stat().st_size
+    # The same build (fixed seed), run here through onnxruntime's own API.
+    model, _, _, x = apps_matrix.build_application("MobileNetV3Small")
+    diffs = []
+    for batch in (1, 7):
+        ref = keras_outputs(model, x[:batch])[0]
+        got = run_raw(tmp_path / "all" / "model.onnx", x[:batch])[0]
+        diffs.append(float(np.abs(got.astype(np.float64) - ref).max()))
+    assert np.ptp(ref, axis=0).max() > 1e-4  # batch 7: the outputs depend on the input
+    atol, rtol = TOLERANCES[None]
+    assert max(diffs) <= atol
+    assert cell["max_abs_diff"] == pytest.approx(max(diffs), abs=1e-7)
+
+
+def test_cached_row_is_reused_and_unknown_pattern_is_refused(tmp_path):
+    from export import apps_matrix
+    from export.errors import ExportError
+    row = {"builder": "MobileNetV3Small", "input_size": 32, "size_note": "", "params": 1,
+           "formats": {"onnx": {"status": "refused", "reason": "cached"}}}
+    (tmp_path / "MobileNetV3Small.json").write_text(json.dumps(row))
+    rows = apps_matrix.run_applications_matrix("MobileNetV3Small", tmp_path)
+    assert rows == {"MobileNetV3Small": row}  # no child ran: the cached row came back
+    assert "refused: cached" in apps_matrix.applications_markdown(rows)
+    with pytest.raises(ExportError, match="MobileNetV3Smal'.*Did you mean 'MobileNetV3Small'"):
+        apps_matrix.run_applications_matrix("MobileNetV3Smal", tmp_path)
