@@ -164,6 +164,7 @@ def keras_onnx_cell(model, x, work) -> dict:
     onnxruntime against the Keras model, at the same tolerance and inputs."""
     from export.runtime import KerasRunner, load_artifact
     from export.validate import validate_artifact
+    from utils.errors import ZooError
     path = Path(work) / "keras.onnx"
     start = time.perf_counter()
     try:
@@ -171,7 +172,18 @@ def keras_onnx_cell(model, x, work) -> dict:
     except Exception as exc:  # Keras' exporter raises whatever tf2onnx raises
         return _refusal(exc)
     seconds = time.perf_counter() - start
-    result, fails = validate_artifact(path.name, load_artifact(path), KerasRunner(model), data=x)
+    import onnx
+
+    from export import op_origin
+    unknown = op_origin.onnx_unknown_nodes(onnx.load(str(path), load_external_data=False))
+    if unknown:
+        return {"status": "refused", "reason": "Keras' exporter left TF op "
+                f"{op_origin.describe(unknown, model)} unconverted (not an ONNX op)."}
+    try:
+        runner = load_artifact(path)
+    except ZooError as exc:  # an invalid graph: onnxruntime names the first bad node
+        return _refusal(exc)
+    result, fails = validate_artifact(path.name, runner, KerasRunner(model), data=x)
     if fails:
         return {"status": "refused", "reason": "; ".join(f["message"] for f in fails)}
     return {"status": "validated", "max_abs_diff": result["max_abs_diff"],
@@ -207,6 +219,7 @@ def run_applications_matrix(pattern: str = "*", work_dir=WORK_DIR, columns=None,
         ``{builder: row}`` (see the module docstring).
     """
     from utils.io import atomic_write_json
+    from utils.errors import ZooError
     from utils.isolation import ChildCrashError, ChildError, call_isolated
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -228,7 +241,7 @@ def run_applications_matrix(pattern: str = "*", work_dir=WORK_DIR, columns=None,
             row = call_isolated("export.apps_matrix:run_application",
                                 {"builder": name, "columns": list(columns or ())},
                                 what=f"the {name} export", timeout=timeout)
-        except (ChildCrashError, ChildError) as exc:
+        except (ChildCrashError, ChildError, ZooError) as exc:  # that model's row only
             line = " ".join(str(exc).split("\n")[0].split())
             row = {"builder": name, "input_size": None, "size_note": "", "params": None,
                    "formats": {c: {"status": "refused", "reason": line}

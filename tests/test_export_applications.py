@@ -58,3 +58,30 @@ def test_cached_row_is_reused_and_unknown_pattern_is_refused(tmp_path):
     assert "refused: cached" in apps_matrix.applications_markdown(rows)
     with pytest.raises(ExportError, match="MobileNetV3Smal'.*Did you mean 'MobileNetV3Small'"):
         apps_matrix.run_applications_matrix("MobileNetV3Smal", tmp_path)
+
+
+def _digamma_model():
+    """Dense -> a layer computing tf.math.digamma, which neither tf2onnx nor
+    TFLite (builtin or Flex) converts."""
+    import keras
+    import tensorflow as tf
+
+    class Digamma(keras.layers.Layer):
+        def call(self, x):
+            return tf.math.digamma(tf.abs(x) + 1.0)
+
+    inp = keras.Input((6,))
+    return keras.Model(inp, Digamma(name="my_digamma")(keras.layers.Dense(4)(inp)))
+
+
+@pytest.mark.parametrize("fmt, converter", [("onnx", "tf2onnx"), ("tflite", "TFLite")])
+def test_refusal_is_one_line_naming_the_op_and_the_layer(tmp_path, fmt, converter):
+    from export.errors import UnsupportedOpsError
+    from export.exporter import export_model
+    with pytest.raises(UnsupportedOpsError) as info:
+        export_model(_digamma_model(), tmp_path / "out", formats=fmt)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(converter)
+    assert "TF op Digamma (layer 'my_digamma')" in message
+    assert info.value.ops == ["Digamma"]
+    assert not (tmp_path / "out").exists()
