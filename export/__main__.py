@@ -130,14 +130,17 @@ def main(argv=None) -> int:
         p.add_argument("--work-dir", default=None, help="--applications: one JSON per "
                        "builder, reused on a rerun, so a killed run resumes (default "
                        "runs/apps_matrix)")
+        p.add_argument("--docs", default=None, metavar="FILE.md", help="--applications: "
+                       "also regenerate the table between the apps-matrix markers of FILE.md")
+        p.add_argument("--no-run", dest="run", action="store_false", help="--applications: "
+                       "only the rows already in --work-dir (the others show as not run)")
         args = p.parse_args(argv[1:])
         from export import matrix
         if args.applications:
-            from export import apps_matrix
-            rows = apps_matrix.run_applications_matrix(
-                args.pattern, args.work_dir or apps_matrix.WORK_DIR,
+            from export import apps_matrix, apps_table
+            table = apps_table.applications_table(
+                args.pattern, args.work_dir or apps_matrix.WORK_DIR, docs=args.docs, run=args.run,
                 log=lambda line: print(line, file=sys.stderr))
-            table = apps_matrix.applications_markdown(rows)
         elif args.micro:
             table = matrix.matrix_markdown(matrix.run_micro_matrix(args.pattern), "model")
         elif args.models:

@@ -232,10 +232,10 @@ def run_applications_matrix(pattern: str = "*", work_dir=WORK_DIR, columns=None,
                           "Patterns are fnmatch globs over builder names, e.g. 'MobileNet*'.")
     rows = {}
     for name in names:
-        cached = work / f"{name}.json"
-        if cached.exists():
-            rows[name] = json.loads(cached.read_text())
+        rows.update(cached_rows([name], work))
+        if name in rows:
             continue
+        cached = work / f"{name}.json"
         start = time.perf_counter()
         try:
             row = call_isolated("export.apps_matrix:run_application",
@@ -254,6 +254,12 @@ def run_applications_matrix(pattern: str = "*", work_dir=WORK_DIR, columns=None,
     return rows
 
 
+def cached_rows(names, work_dir=WORK_DIR) -> dict:
+    """``{builder: row}`` of the ``names`` that have a cached row in ``work_dir``."""
+    paths = {n: Path(work_dir) / f"{n}.json" for n in names}
+    return {n: json.loads(p.read_text()) for n, p in paths.items() if p.exists()}
+
+
 def _cost_order(name: str):
     """Likely small models first (no model is built to order them): the size
     word of a family's variant (Tiny, Small, Mobile < Base < Large), then its
@@ -263,31 +269,3 @@ def _cost_order(name: str):
     rank = {"Tiny": 0, "Small": 0, "Mobile": 0, "S": 1, "Base": 2, "M": 2,
             "Large": 3, "L": 3, "XLarge": 4}.get(word.group(1) if word else "", 1)
     return (rank, int(number.group(1)) if number else 0, name)
-
-
-def _cell(cell: dict) -> str:
-    if cell["status"] == "validated":
-        return (f"validated {cell['max_abs_diff']:.0e}, {cell['seconds']:.1f} s, "
-                f"{cell['size_bytes'] / 2**20:.1f} MiB")
-    return "refused: " + cell["reason"].replace("|", "/")[:300]
-
-
-def applications_markdown(rows: dict) -> str:
-    """The docs table of :func:`run_applications_matrix` rows: per column
-    "validated max|diff|, conversion seconds, size" or "refused: reason"."""
-    columns = [c for c, _, _ in COLUMNS]
-    lines = ["| builder | input | params | " + " | ".join(columns) + " |",
-             "|---|---|---|" + "---|" * len(columns)]
-    for name in sorted(rows):
-        row = rows[name]
-        size = f"{row['input_size']}x{row['input_size']}" if row["input_size"] else "?"
-        if row.get("size_note"):
-            size += f" ({row['size_note']})"
-        params = f"{row['params'] / 1e6:.1f}M" if row["params"] else "?"
-        cells = [_cell(row["formats"][c]) if c in row["formats"] else "" for c in columns]
-        lines.append(f"| `{name}` | {size} | {params} | " + " | ".join(cells) + " |")
-    ours = [r for r in rows.values() if all(r["formats"].get(c, {}).get("status") == "validated"
-                                            for c in OURS)]
-    lines.append("")
-    lines.append(f"{len(ours)} of {len(rows)} builders validated in every format of ours.")
-    return "\n".join(lines) + "\n"

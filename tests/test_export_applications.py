@@ -48,14 +48,14 @@ def test_smallest_builder_row_matches_onnxruntime(tmp_path):
 
 
 def test_cached_row_is_reused_and_unknown_pattern_is_refused(tmp_path):
-    from export import apps_matrix
+    from export import apps_matrix, apps_table
     from export.errors import ExportError
     row = {"builder": "MobileNetV3Small", "input_size": 32, "size_note": "", "params": 1,
            "formats": {"onnx": {"status": "refused", "reason": "cached"}}}
     (tmp_path / "MobileNetV3Small.json").write_text(json.dumps(row))
     rows = apps_matrix.run_applications_matrix("MobileNetV3Small", tmp_path)
     assert rows == {"MobileNetV3Small": row}  # no child ran: the cached row came back
-    assert "refused: cached" in apps_matrix.applications_markdown(rows)
+    assert "refused: cached" in apps_table.applications_markdown(rows)
     with pytest.raises(ExportError, match="MobileNetV3Smal'.*Did you mean 'MobileNetV3Small'"):
         apps_matrix.run_applications_matrix("MobileNetV3Smal", tmp_path)
 
