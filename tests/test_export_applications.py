@@ -85,3 +85,48 @@ def test_refusal_is_one_line_naming_the_op_and_the_layer(tmp_path, fmt, converte
     assert "TF op Digamma (layer 'my_digamma')" in message
     assert info.value.ops == ["Digamma"]
     assert not (tmp_path / "out").exists()
+
+
+# --- constructs of keras.applications that the converters need help with --------
+
+def _onnx_matches_keras(model, tmp_path, x):
+    """Export ``model`` to ONNX alone; return the ONNX graph's input names and the
+    max abs diff of onnxruntime (its own API) against Keras on ``x``."""
+    import onnx
+
+    from export.exporter import export_model
+    export_model(model, tmp_path / "out", formats="onnx")
+    path = tmp_path / "out" / "model.onnx"
+    got, ref = run_raw(path, x)[0], keras_outputs(model, x)[0]
+    return [i.name for i in onnx.load(str(path)).graph.input], float(np.abs(got - ref).max())
+
+
+def test_normalization_constants_are_frozen_not_inputs(tmp_path):
+    """EfficientNet's Normalization(mean, variance) captures constant tensors that
+    tf2onnx's from_function makes graph inputs; frozen, only the image remains."""
+    import keras
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((5, 5, 3))
+    h = keras.layers.Normalization(mean=[0.485, 0.456, 0.406],
+                                   variance=[0.229 ** 2, 0.224 ** 2, 0.225 ** 2])(inp)
+    out = keras.layers.Conv2D(4, 3, activation="relu")(h)
+    x = np.random.default_rng(0).random((3, 5, 5, 3), dtype=np.float32)
+    names, diff = _onnx_matches_keras(keras.Model(inp, out), tmp_path, x)
+    assert names == ["input"]
+    assert diff <= 1e-5
+
+
+def test_grouped_conv_becomes_one_onnx_conv(tmp_path):
+    """ConvNeXt's depthwise Conv2D(groups=C) runs in a nested XLA function that
+    tf2onnx leaves as a StatefulPartitionedCall; rewritten, it is one grouped Conv."""
+    import keras
+    import onnx
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6, 6, 4))
+    out = keras.layers.Conv2D(4, 3, padding="same", groups=4, name="dw")(inp)
+    x = np.random.default_rng(0).random((3, 6, 6, 4), dtype=np.float32)
+    _, diff = _onnx_matches_keras(keras.Model(inp, out), tmp_path, x)
+    assert diff <= 1e-5
+    convs = [n for n in onnx.load(str(tmp_path / "out" / "model.onnx")).graph.node
+             if n.op_type == "Conv"]
+    assert [a.i for n in convs for a in n.attribute if a.name == "group"] == [4]
