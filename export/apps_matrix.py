@@ -32,10 +32,9 @@ COLUMNS = (("saved_model", "saved_model", None), ("onnx", "onnx", None),
            ("tflite", "tflite", None), ("tflite_float16", "tflite", "float16"),
            ("tflite_dynamic", "tflite", "dynamic"), ("keras_onnx", None, None))
 OURS = tuple(c for c, fmt, _ in COLUMNS if fmt is not None)
-# Tried in this order until the builder accepts one; 32 is the smallest any
-# builder allows (imagenet_utils' own floor), the others follow the builders'
-# documented minimums (75 for InceptionV3/InceptionResNetV2, 71 for Xception).
-CANDIDATE_SIZES = (32, 71, 75, 96, 128, 224, 331)
+# Tried in this order until the builder accepts one (a floor named in its error
+# is tried next); 32 is imagenet_utils' own floor for every builder.
+CANDIDATE_SIZES = (32, 64, 96, 128, 224, 331)
 SAMPLES = 32  # random inputs: calibration-free formats only need a validation set
 SEED = 0
 WORK_DIR = "runs/apps_matrix"  # runs/ is git-ignored
@@ -62,22 +61,25 @@ def preprocess_function(name: str):
 
 
 def minimum_input(name: str):
-    """``(model, size, note)``: the builder's model (no weights) at the first of
-    :data:`CANDIDATE_SIZES` it accepts, and why smaller sizes were refused
-    (the builder's own error, one line), or "" at 32."""
+    """``(model, size, note)``: the builder's model (no weights) at its smallest
+    input: the first of :data:`CANDIDATE_SIZES` it accepts, or the floor its
+    own error names ("Input size must be at least 75x75"); ``note`` quotes the
+    first refusal (one line), "" when 32 was accepted."""
     import keras
     builder = application_builders()[name]
-    note = ""
-    for size in CANDIDATE_SIZES:
+    sizes, note = sorted(CANDIDATE_SIZES), ""
+    while sizes:
+        size = sizes.pop(0)
         keras.utils.set_random_seed(SEED)
         try:
             return builder(weights=None, input_shape=(size, size, 3)), size, note
-        except ValueError as exc:  # the builder's own refusal: "at least 75x75", ...
+        except ValueError as exc:  # the builder's own refusal
             line = " ".join(str(exc).split())
-            note = note or f"smaller refused: {line[:120]}"
+            note = note or f"{size} refused: {line[:120]}"
             floor = re.search(r"at least (\d+)x\1", line)
             if floor and int(floor.group(1)) > size:
-                continue
+                floor = int(floor.group(1))
+                sizes = [floor] + [s for s in sizes if s > floor]
     raise ValueError(f"{name} accepts none of the sizes {CANDIDATE_SIZES}: {note}")
 
 
