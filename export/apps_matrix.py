@@ -36,6 +36,10 @@ OURS = tuple(c for c, fmt, _ in COLUMNS if fmt is not None)
 # is tried next); 32 is imagenet_utils' own floor for every builder.
 CANDIDATE_SIZES = (32, 64, 96, 128, 224, 331)
 SAMPLES = 32  # random inputs: calibration-free formats only need a validation set
+# Largest Keras batch-1 vs batch-7 disagreement of a stable untrained model: a
+# quarter of the float32 validation tolerance (export.validate.TOLERANCES), so
+# that a conversion is judged, not the random network's sensitivity.
+STABLE = 2.5e-6
 SEED = 0
 WORK_DIR = "runs/apps_matrix"  # runs/ is git-ignored
 _BUILDER_ARGS = {"include_top", "weights", "input_shape"}
@@ -84,17 +88,38 @@ def minimum_input(name: str):
 
 
 def build_application(name: str, size: int | None = None):
-    """``(model, size, note, x)``: the model (no weights) at ``size`` (default
-    its smallest, :func:`minimum_input`) with its card attached and
-    :data:`SAMPLES` random preprocessed inputs (fixed seed) of its input size."""
-    import keras
+    """``(model, size, note, x)``: the model (no weights) with its card attached
+    and :data:`SAMPLES` random preprocessed inputs (fixed seed) of its size.
 
-    from models.card import attach_card, build_card
-    if size is None:
-        model, size, note = minimum_input(name)
-    else:
+    ``size`` None: the smallest input (:func:`minimum_input`) at which the
+    untrained network is numerically stable, i.e. Keras' own outputs at batch 1
+    and batch 7 agree within :data:`STABLE` (:func:`keras_self_diff`); ``note``
+    says why each smaller size was passed over.
+    """
+    import keras
+    builder = application_builders()[name]
+    if size is not None:
         keras.utils.set_random_seed(SEED)
-        model, note = application_builders()[name](weights=None, input_shape=(size, size, 3)), ""
+        model = builder(weights=None, input_shape=(size, size, 3))
+        return model, size, "", _inputs(name, model, size)
+    model, size, note = minimum_input(name)
+    while True:
+        x = _inputs(name, model, size)
+        larger = [s for s in CANDIDATE_SIZES if s > size]
+        self_diff = keras_self_diff(model, x)
+        if self_diff <= STABLE or not larger:
+            break
+        note = "; ".join(n for n in (note, f"{size} unstable untrained: Keras' own batch-1 "
+                                     f"vs batch-7 outputs differ by {self_diff:.0e}") if n)
+        size = larger[0]
+        keras.utils.set_random_seed(SEED)
+        model = builder(weights=None, input_shape=(size, size, 3))
+    return model, size, note, x
+
+
+def _inputs(name, model, size):
+    """Random preprocessed inputs; sets the batch statistics and the card."""
+    from models.card import attach_card, build_card
     module_name, preprocess = preprocess_function(name)
     pixels = np.random.default_rng(SEED).uniform(0, 255, (SAMPLES, size, size, 3))
     x = np.asarray(preprocess(pixels.astype("float32")), dtype=np.float32)
@@ -103,7 +128,18 @@ def build_application(name: str, size: int | None = None):
         model, name=name, family="keras.applications", num_classes=model.outputs[0].shape[-1],
         value_range=(float(x.min()), float(x.max())),
         preprocessing=f"keras.applications.{module_name}.preprocess_input of 0-255 RGB"))
-    return model, size, note, x
+    return x
+
+
+def keras_self_diff(model, x) -> float:
+    """Max abs difference of Keras' outputs for ``x[:7]`` run as one batch and
+    one sample at a time: the model's own float32 noise, which no artifact
+    can be asked to beat."""
+    import keras
+    batch = np.asarray(keras.tree.flatten(model(x[:7], training=False))[0])
+    single = np.concatenate([np.asarray(keras.tree.flatten(model(x[i:i + 1], training=False))[0])
+                             for i in range(7)])
+    return float(np.abs(batch.astype(np.float64) - single).max())
 
 
 def batch_statistics(model, x) -> None:
@@ -177,10 +213,15 @@ def keras_onnx_cell(model, x, work) -> dict:
     import onnx
 
     from export import op_origin
-    unknown = op_origin.onnx_unknown_nodes(onnx.load(str(path), load_external_data=False))
+    proto = onnx.load(str(path), load_external_data=False)
+    unknown = op_origin.onnx_unknown_nodes(proto)
     if unknown:
         return {"status": "refused", "reason": "Keras' exporter left TF op "
                 f"{op_origin.describe(unknown, model)} unconverted (not an ONNX op)."}
+    extra = [("captured constant", i.name) for i in proto.graph.input[len(model.inputs):]]
+    if extra:
+        return {"status": "refused", "reason": f"Keras' exporter made {len(extra)} "
+                f"{op_origin.describe(extra, model)} graph inputs beside the image."}
     try:
         runner = load_artifact(path)
     except ZooError as exc:  # an invalid graph: onnxruntime names the first bad node
