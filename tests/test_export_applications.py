@@ -130,3 +130,29 @@ def test_grouped_conv_becomes_one_onnx_conv(tmp_path):
     convs = [n for n in onnx.load(str(tmp_path / "out" / "model.onnx")).graph.node
              if n.op_type == "Conv"]
     assert [a.i for n in convs for a in n.attribute if a.name == "group"] == [4]
+
+
+def test_command_regenerates_the_docs_table_and_refuses_bad_input(tmp_path, capsys):
+    from export.__main__ import PROG, main
+    from export.apps_table import DOCS_BEGIN, DOCS_END
+    from utils.cli import run_cli
+    cell = {"status": "validated", "max_abs_diff": 3e-7, "seconds": 4.25, "size_bytes": 2 ** 21}
+    row = {"builder": "MobileNetV2", "input_size": 32, "size_note": "", "params": 3_538_984,
+           "formats": {"onnx": cell}}
+    (tmp_path / "MobileNetV2.json").write_text(json.dumps(row))
+    docs = tmp_path / "export.md"
+    docs.write_text(f"# head\n{DOCS_BEGIN}\nold table\n{DOCS_END}\ntail\n")
+    argv = ["matrix", "--applications", "--pattern", "MobileNetV[23]*", "--no-run",
+            "--work-dir", str(tmp_path), "--docs", str(docs)]
+    assert run_cli(main, argv, PROG) == 0
+    text = docs.read_text()
+    assert "old table" not in text and text.startswith("# head\n") and text.endswith("tail\n")
+    line = next(l for l in text.splitlines() if l.startswith("| `MobileNetV2`"))
+    assert "| 32x32 | 3.5M |" in line and "validated 3e-07, 4.2 s, 2.0 MiB" in line
+    assert "| `MobileNetV3Small` | not run yet |" in text
+    capsys.readouterr()
+    docs.write_text("no markers\n")
+    assert run_cli(main, argv, PROG) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "apps-matrix: begin" in err
+    assert docs.read_text() == "no markers\n"
