@@ -64,19 +64,26 @@ def preprocess_function(name: str):
     return module_name, module.preprocess_input
 
 
+def fresh_model(builder, size: int):
+    """``builder``'s model without weights at ``size`` x ``size`` x 3, seeded, in a
+    cleared Keras session (so its layer names are the builder's own, unnumbered)."""
+    import keras
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(SEED)
+    return builder(weights=None, input_shape=(size, size, 3))
+
+
 def minimum_input(name: str):
     """``(model, size, note)``: the builder's model (no weights) at its smallest
     input: the first of :data:`CANDIDATE_SIZES` it accepts, or the floor its
     own error names ("Input size must be at least 75x75"); ``note`` quotes the
     first refusal (one line), "" when 32 was accepted."""
-    import keras
     builder = application_builders()[name]
     sizes, note = sorted(CANDIDATE_SIZES), ""
     while sizes:
         size = sizes.pop(0)
-        keras.utils.set_random_seed(SEED)
         try:
-            return builder(weights=None, input_shape=(size, size, 3)), size, note
+            return fresh_model(builder, size), size, note
         except ValueError as exc:  # the builder's own refusal
             line = " ".join(str(exc).split())
             note = note or f"{size} refused: {line[:120]}"
@@ -96,11 +103,9 @@ def build_application(name: str, size: int | None = None):
     (:func:`float32_error`) is within :data:`STABLE`; ``note`` says why each
     smaller size was passed over.
     """
-    import keras
     builder = application_builders()[name]
     if size is not None:
-        keras.utils.set_random_seed(SEED)
-        model = builder(weights=None, input_shape=(size, size, 3))
+        model = fresh_model(builder, size)
         return model, size, "", _inputs(name, model, size)
     model, size, note = minimum_input(name)
     while True:
@@ -112,8 +117,7 @@ def build_application(name: str, size: int | None = None):
         note = "; ".join(n for n in (note, f"{size} unstable untrained: Keras float32 vs "
                                      f"float64 differ by {error:.0e}") if n)
         size = larger[0]
-        keras.utils.set_random_seed(SEED)
-        model = builder(weights=None, input_shape=(size, size, 3))
+        model = fresh_model(builder, size)
     return model, size, note, x
 
 
