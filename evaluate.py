@@ -20,7 +20,9 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT",
                    help=".keras / .onnx / .tflite file, SavedModel or export directory")
-    p.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    p.add_argument("--dataset", default="digits", help="dataset name (default: digits), or a "
+                   "directory written by python -m data convert: its split is read from disk "
+                   "batch by batch, never loaded whole")
     p.add_argument("--split", default="test", help="train, val or test (default: test)")
     p.add_argument("--batch-size", type=int, default=256, help="examples per runtime call")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",

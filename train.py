@@ -55,6 +55,7 @@ ZOO_DEBUG=1 prints the traceback).
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from data._shape import add_shape_arguments
     from training.config import DEFAULT_WORKER_TIMEOUT  # run_cli has imported TensorFlow already
 
     p = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "TFDS_DOWNLOAD=1 in the environment), a folder with "
                    "one subfolder of images per class, a .npz file with arrays x, y, or a "
                    "directory written by python -m data convert (streamed from disk)")
+    add_shape_arguments(p, "a converted dataset")  # the model is built for the data's shape
     p.add_argument("--epochs", type=int, help="number of epochs (default 20; a rule model: its "
                    "rule's default); with --resume on a finished run: continue it to this many")
     p.add_argument("--batch-size", dest="batch_size", type=int,

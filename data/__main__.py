@@ -12,6 +12,8 @@ import sys
 
 from utils.cli import ArgumentParser, run_cli
 
+from data._shape import add_shape_arguments
+
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m data", description=__doc__.split("\n\n")[0])
@@ -27,6 +29,7 @@ def build_parser() -> ArgumentParser:
                    help="training shards (default: one per 50,000 examples)")
     c.add_argument("--num-classes", dest="num_classes", type=int, metavar="N",
                    help="class count (default: the source's, or the largest label + 1)")
+    add_shape_arguments(c, "an x.npy folder, unless they are given,")
     c.add_argument("--workers", type=int, metavar="N", help="writer processes (default: CPUs)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -37,7 +40,8 @@ def main(argv=None) -> int:
     from data import convert
 
     out = convert(args.source, args.out, shards=args.shards, num_classes=args.num_classes,
-                  workers=args.workers, progress=not args.quiet)
+                  workers=args.workers, progress=not args.quiet, image_size=args.image_size,
+                  channels=args.channels)
     print(f"wrote {out}")
     return 0
 

@@ -73,6 +73,22 @@ class DatasetBundle:
         x, y = self._arrays[split]
         return x, y
 
+    def images(self, split: str = "test", rows=None):
+        """The images of ``split`` (its examples ``rows``, an index array or a slice, when
+        given, in that order).
+
+        In memory an array; a streamed bundle's is a :class:`data.StreamedImages`
+        that reads the shards slice by slice, so code that slices it batch by batch
+        never holds the split in memory.
+        """
+        x = self.as_numpy(split)[0]
+        return x if rows is None else x[rows]
+
+    def labels(self, split: str = "test", rows=None) -> np.ndarray:
+        """The int64 labels of ``split`` (of its examples ``rows`` when given)."""
+        y = self.as_numpy(split)[1]
+        return y if rows is None else y[rows]
+
     def head(self, split: str, n: int):
         """``(x, y)`` of the first ``n`` examples of ``split`` (all of them when fewer)."""
         x, y = self.as_numpy(split)

@@ -62,19 +62,52 @@ def load_npy_folder(root: Path):
     return pools
 
 
-def _source(source, num_classes):
+class Reshaped:
+    """``x[rows]`` of a memory-mapped pool brought to ``shape`` as uint8, as the writers
+    read it: chunk by chunk, so the source is never loaded whole."""
+
+    def __init__(self, x, shape: tuple, what: str):
+        self.x, self.target, self.what = x, tuple(shape), what
+        self.shape = (len(x), *self.target)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        from ._shape import to_shape
+
+        x = to_shape(self.x[rows], self.target, what=self.what)
+        return np.rint(x * 255.0).clip(0, 255).astype(np.uint8)
+
+
+def _npy_shape(pools: dict, image_size, channels, what: str):
+    """The shape to store an ``x.npy`` folder in: its own, unless asked for another."""
+    from ._shape import channels_arg, image_size_arg, refuse_gray_as_colour
+
+    h, w, c = next(iter(pools.values()))[0].shape[1:]
+    size, chans = image_size_arg(image_size) or (h, w), channels_arg(channels) or c
+    if chans == 3 and c == 1:
+        raise refuse_gray_as_colour(what)
+    return (*size, chans)
+
+
+def _source(source, num_classes, image_size=None, channels=None):
     """``(pools of uint8 images, num_classes, class_names, description)``."""
     from . import _check_split_values, _load_raw
+    from ._shape import target_shape
 
     root = Path(os.fspath(source))
     if root.is_dir() and (root / "x.npy").is_file():
         pools = load_npy_folder(root)
+        what, description = str(root / "x.npy"), f"arrays x.npy/y.npy from {root}"
+        shape = _npy_shape(pools, image_size, channels, what)
+        if shape != next(iter(pools.values()))[0].shape[1:]:
+            pools = {p: (Reshaped(x, shape, what), y) for p, (x, y) in pools.items()}
+            description += f", resized to {shape[0]}x{shape[1]}x{shape[2]}"
         k = num_classes or int(max(int(y.max()) for _, y in pools.values() if len(y)) + 1)
         for pool, (_, y) in pools.items():
             check_labels(y, k, f"{root} ({pool})")
-        return pools, k, tuple(str(i) for i in range(k)), f"arrays x.npy/y.npy from {root}"
-    raw = _load_raw(source, None)
-    _check_split_values(source, raw)
+        return pools, k, tuple(str(i) for i in range(k)), description
+    shape = target_shape(image_size, channels)
+    raw = _load_raw(source, None, shape)
+    _check_split_values(source, raw, shape)
     k = num_classes or raw.num_classes
     names = raw.class_names if len(raw.class_names) == k else tuple(str(i) for i in range(k))
     pools = {}
@@ -95,7 +128,7 @@ def _write_job(split: str, index: int, count: int) -> dict:
 
 def convert(source, out, *, shards: int | None = None, num_classes: int | None = None,
             validation_fraction: float = 0.1, workers: int | None = None,
-            progress: bool = True) -> Path:
+            progress: bool = True, image_size=None, channels: int | None = None) -> Path:
     """Convert ``source`` into the streamed format in directory ``out``.
 
     Args:
@@ -107,6 +140,9 @@ def convert(source, out, *, shards: int | None = None, num_classes: int | None =
         validation_fraction: as for :func:`data.load_dataset`.
         workers: writer processes (default: the CPUs, at most the shards).
         progress: show a progress bar of the examples written.
+        image_size, channels: the stored shape, as for :func:`data.load_dataset`
+            (default 32x32 gray); an ``x.npy`` folder is stored in its own shape
+            unless they ask another (resized chunk by chunk, in one process).
 
     Returns:
         ``out`` as a Path.
@@ -125,7 +161,9 @@ def convert(source, out, *, shards: int | None = None, num_classes: int | None =
         raise DatasetError(f"validation_fraction must be in (0, {1 - TEST_FRACTION}); "
                            f"received {validation_fraction!r}.")
     _check_out(out)
-    pools, k, names, description = _source(source, num_classes)
+    pools, k, names, description = _source(source, num_classes, image_size, channels)
+    if any(isinstance(x, Reshaped) for x, _ in pools.values()):
+        workers = 1  # resizing runs TensorFlow, which forked writer processes must not
     return write_dataset(pools, out, num_classes=k, class_names=names, description=description,
                          source=str(source), shards=shards,
                          validation_fraction=validation_fraction, workers=workers,

@@ -1,9 +1,11 @@
-"""Where images come from: each source returns raw pools of 32x32x1 images.
+"""Where images come from: each source returns raw pools of images.
 
 A source returns a :class:`RawData` whose ``pools`` are either ``{"all": ...}``
 (no official test split: the loader carves train/val/test out of it) or
 ``{"train": ..., "test": ...}`` (an official test split is kept as is). Images
-are float32 in [0, 1], shape [N, 32, 32, 1]; labels are int64 0..k-1.
+are float32 in [0, 1], shape [N, H, W, C]; labels are int64 0..k-1. The
+registered MNIST-family sources are 32x32 gray; the tfds, folder and .npz
+loaders take the ``shape`` to deliver (:mod:`data._shape`).
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-from utils.images import IMAGE_SIZE
+from utils.images import IMAGE_SHAPE
 
 from ._errors import (CorruptDatasetError, DatasetError, DatasetNotInstalledError)
+from ._shape import refuse_gray_as_colour, to_shape
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -29,7 +32,7 @@ FASHION_MNIST_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat",
 
 @dataclasses.dataclass
 class RawData:
-    pools: dict  # pool name -> (x float32 [N,32,32,1], y int64 [N])
+    pools: dict  # pool name -> (x float32 [N,H,W,C], y int64 [N])
     num_classes: int
     class_names: tuple
     description: str
@@ -140,37 +143,8 @@ def _fashion_mnist(limit=None, root: Path | None = None) -> RawData:
     return RawData(pools, 10, FASHION_MNIST_CLASSES, _DESCRIPTIONS["fashion_mnist"])
 
 
-def to_32x32_gray(images: np.ndarray) -> np.ndarray:
-    """Any [N,H,W] / [N,H,W,C] image batch (uint8 0..255 or float 0..1) -> [N,32,32,1] in [0,1].
-
-    RGB(A) is converted with the ITU-R 601 luma weights (tf.image.rgb_to_grayscale);
-    other sizes are resized bilinearly with antialiasing.
-    """
-    import tensorflow as tf
-
-    x = np.asarray(images)
-    integer = np.issubdtype(x.dtype, np.integer)
-    x = x.astype(np.float32)
-    if integer:
-        x = x / 255.0
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4:
-        raise CorruptDatasetError(f"Expected images [N,H,W] or [N,H,W,C]; got shape {x.shape}.")
-    if x.shape[-1] == 4:
-        x = x[..., :3]
-    if x.shape[-1] == 3:
-        x = tf.image.rgb_to_grayscale(x).numpy()
-    elif x.shape[-1] != 1:
-        raise CorruptDatasetError(f"Images with {x.shape[-1]} channels are not supported "
-                                  "(expected 1, 3 or 4).")
-    if x.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE):
-        x = tf.image.resize(x, (IMAGE_SIZE, IMAGE_SIZE), antialias=True).numpy()
-    return x.astype(np.float32)
-
-
-def load_tfds(name: str, limit=None, data_dir=None) -> RawData:
-    """Any tensorflow-datasets image classification set, converted to 32x32 grayscale.
+def load_tfds(name: str, limit=None, data_dir=None, shape=IMAGE_SHAPE) -> RawData:
+    """Any tensorflow-datasets image classification set, converted to ``shape`` (H, W, C).
 
     Nothing is downloaded unless the environment has ``TFDS_DOWNLOAD=1``.
     Every split tfds provides is read; "train" and "test" (or "validation" when
@@ -214,7 +188,7 @@ def load_tfds(name: str, limit=None, data_dir=None) -> RawData:
             ds = ds.take(limit)
         xs, ys = [], []
         for image, lab in tfds.as_numpy(ds.batch(1024)):
-            xs.append(to_32x32_gray(image))
+            xs.append(to_shape(image, shape, what=f"tfds dataset {name!r}"))
             ys.append(np.asarray(lab).astype(np.int64).reshape(-1))
         if xs:
             pools[split_name] = (np.concatenate(xs), np.concatenate(ys))
@@ -231,15 +205,17 @@ def load_tfds(name: str, limit=None, data_dir=None) -> RawData:
         num_classes = int(max(int(p[1].max()) for p in pools.values()) + 1)
     if len(class_names) != num_classes:
         class_names = tuple(str(i) for i in range(num_classes))
+    words = f"{shape[0]}x{shape[1]} {'grayscale' if shape[2] == 1 else 'RGB'}"
     return RawData(pools, num_classes, class_names,
-                   f"tensorflow-datasets {name!r} converted to 32x32 grayscale")
+                   f"tensorflow-datasets {name!r} converted to {words}")
 
 
-def load_folder(path: str | os.PathLike, limit=None) -> RawData:
+def load_folder(path: str | os.PathLike, limit=None, shape=IMAGE_SHAPE) -> RawData:
     """A folder with one subfolder per class, images inside (any PIL format).
 
     Class names are the subfolder names in sorted order; label i is the i-th.
-    Images are converted to grayscale ("L") and resized to 32x32 (bilinear).
+    Images are converted to grayscale ("L"), or to "RGB" for ``shape[2] == 3``
+    (refused when every image is gray), and resized to ``shape[:2]`` (bilinear).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -254,7 +230,9 @@ def load_folder(path: str | os.PathLike, limit=None) -> RawData:
         raise CorruptDatasetError(
             f"Dataset folder {str(root)!r} has {len(classes)} class subfolder(s); "
             "expected one subfolder per class (at least 2).")
-    xs, ys = [], []
+    height, width, channels = shape
+    mode = "L" if channels == 1 else "RGB"
+    xs, ys, colour = [], [], False
     for label, cls in enumerate(classes):
         files = sorted(p for p in (root / cls).iterdir()
                        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -269,25 +247,29 @@ def load_folder(path: str | os.PathLike, limit=None) -> RawData:
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
                     im = Image.open(file)
                 with im:
-                    im = im.convert("L")
-                    if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-                        im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+                    colour = colour or len(im.getbands()) >= 3 or im.mode == "P"
+                    im = im.convert(mode)
+                    if im.size != (width, height):
+                        im = im.resize((width, height), Image.BILINEAR)
                     xs.append(np.asarray(im, dtype=np.uint8))
             except (UnidentifiedImageError, Image.DecompressionBombError,
                     Image.DecompressionBombWarning, OSError, SyntaxError, ValueError) as exc:
                 raise CorruptDatasetError(f"Cannot read image {str(file)!r}: {exc}. "
                                           "Fix: remove or replace the file.") from exc
             ys.append(label)
-    x = np.stack(xs).astype(np.float32)[..., None] / 255.0
+    if channels == 3 and not colour:
+        raise refuse_gray_as_colour(f"Dataset folder {str(root)!r}")
+    x = np.stack(xs).astype(np.float32).reshape(len(xs), height, width, channels) / 255.0
     x, y = _subsample(x, np.asarray(ys, dtype=np.int64), limit)
     return RawData({"all": (x, y)}, len(classes), tuple(classes), f"image folder {root}")
 
 
-def load_npz(path: str | os.PathLike, limit=None) -> RawData:
+def load_npz(path: str | os.PathLike, limit=None, shape=IMAGE_SHAPE) -> RawData:
     """A .npz file with arrays ``x`` (images [N,H,W] or [N,H,W,C]) and ``y`` (int labels [N]).
 
     Optional ``x_test``/``y_test`` become the official test pool and optional
-    ``class_names`` names the classes. Integer images are read as 0..255.
+    ``class_names`` names the classes. Integer images are read as 0..255 and
+    brought to ``shape`` (:func:`data._shape.to_shape`).
     """
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -313,7 +295,7 @@ def load_npz(path: str | os.PathLike, limit=None) -> RawData:
                                       f"{len(y)} labels in {yk!r}.")
         # Checked before resizing: a NaN would be smeared over its neighbours.
         check_finite(x_raw, f"{path}[{xk}]")
-        pools[pool] = _subsample(to_32x32_gray(x_raw), y, limit)
+        pools[pool] = _subsample(to_shape(x_raw, shape, what=f"{str(path)!r}"), y, limit)
     if "test" in pools:
         pools["train"] = pools.pop("all")
     num_classes = int(max(int(p[1].max()) for p in pools.values()) + 1)

@@ -32,6 +32,12 @@ METADATA = "metadata.json"
 FORMAT = "zoo-fixed-records"
 VERSION = 1
 LABEL_DTYPE = np.dtype("<i4")
+# The most bytes of one shard a read maps at a time. Reading records through a map
+# makes resident not only their pages but the cached pages around each one (the
+# kernel's fault-around, which MADV_RANDOM does not stop), so a read of records
+# scattered over a whole map makes about all of it resident: a 10M-image set's
+# training reads peaked at its 7.2 GB of shards. The window bounds that.
+WINDOW_BYTES = 32 << 20
 
 
 def is_streamed(path) -> bool:
@@ -133,7 +139,7 @@ def write_shard(path: Path, x, y, rows: np.ndarray, *, progress=None,
 
 
 class ShardedSplit:
-    """Random access to one split's records across its shards (memory-mapped, read-only)."""
+    """Random access to one split's records across its shards (mapped per read, read-only)."""
 
     def __init__(self, root: Path, info: dict, shape: tuple):
         self.root, self.shape = root, shape
@@ -143,40 +149,57 @@ class ShardedSplit:
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.count = int(self.offsets[-1])
 
-    def _open(self) -> list:
-        """The shards as read-only maps of byte rows (np.take of a row is a plain copy).
-
-        MADV_RANDOM: no read-ahead around each record, which would map (and count as
-        this process' memory) far more of a shard than the records read.
-        """
-        maps = []
-        for path in self.files:
-            with open(path, "rb") as f:
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            if hasattr(mm, "madvise"):
-                mm.madvise(mmap.MADV_RANDOM)
-            maps.append(np.frombuffer(mm, np.uint8).reshape(-1, self.dtype.itemsize))
-        return maps
-
     def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Records ``rows`` (split-order indices, any order) as ``(x uint8, y int64)``.
 
-        The shards are mapped for this read only, so the resident memory of a long
-        epoch stays that of one read, whatever the size of the dataset.
+        Each shard is mapped one window of at most :data:`WINDOW_BYTES` at a time,
+        for this read only, so the resident memory of a read is at most one window
+        beyond its result, whatever the size of the dataset or of its shards.
         """
         rows = np.asarray(rows, dtype=np.int64)
-        maps = self._open()
         x = np.empty((len(rows), *self.shape), np.uint8)
         y = np.empty(len(rows), np.int64)
-        shard = np.searchsorted(self.offsets, rows, side="right") - 1
-        for s in np.unique(shard):
-            where = np.flatnonzero(shard == s)
-            local = rows[where] - self.offsets[s]
-            order = np.argsort(local, kind="stable")  # sequential reads within a shard
-            records = np.take(maps[s], local[order], axis=0).view(self.dtype)[:, 0]
-            x[where[order]] = records["x"]
-            y[where[order]] = records["y"]
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.count):
+            raise IndexError(f"Record indices must be in [0, {self.count}); received "
+                             f"[{int(rows.min())}, {int(rows.max())}].")
+        order = np.argsort(rows, kind="stable")  # ascending file offsets: sequential reads
+        ordered = rows[order]
+        bounds = np.searchsorted(ordered, self.offsets)
+        for s in np.flatnonzero(np.diff(bounds)):
+            part = slice(bounds[s], bounds[s + 1])
+            with open(self.files[s], "rb") as f:
+                records = self._read_shard(f, ordered[part] - self.offsets[s])
+            # Plain uint8 views of the byte rows: a structured field's copy is slower.
+            x[order[part]] = records[:, LABEL_DTYPE.itemsize:].reshape(-1, *self.shape)
+            y[order[part]] = np.ascontiguousarray(records[:, :LABEL_DTYPE.itemsize]).view(
+                LABEL_DTYPE)[:, 0]
         return x, y
+
+    def _read_shard(self, f, local: np.ndarray) -> np.ndarray:
+        """Records ``local`` (sorted indices within one open shard) as byte rows
+        ``[n, record bytes]``, window by window."""
+        size = self.dtype.itemsize
+        out = np.empty((len(local), size), np.uint8)  # byte rows: a plain copy per window
+        window = local * size // WINDOW_BYTES
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(window)) + 1, [len(local)]])
+        for a, b in zip(starts[:-1], starts[1:]):
+            first, last = int(local[a]), int(local[b - 1])
+            begin = first * size
+            offset = begin - begin % mmap.ALLOCATIONGRANULARITY
+            length = (last + 1) * size - offset
+            mm = mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ, offset=offset)
+            try:
+                if hasattr(mm, "madvise") and (b - a) * size * 4 < length:
+                    # Scattered records: no read-ahead of the bytes between them.
+                    mm.madvise(mmap.MADV_RANDOM)
+                view = np.frombuffer(mm, np.uint8, count=(last - first + 1) * size,
+                                     offset=begin - offset).reshape(-1, size)
+                # mode="clip" (the indices are in range): "raise" would buffer the copy.
+                np.take(view, local[a:b] - first, axis=0, out=out[a:b], mode="clip")
+                del view  # the map can only close once no array points into it
+            finally:
+                mm.close()
+        return out
 
     def tf_dataset(self, batch_size: int):
         """The split in order as a native ``tf.data.FixedLengthRecordDataset`` of

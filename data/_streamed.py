@@ -82,6 +82,14 @@ class StreamedBundle(DatasetBundle):
         """The whole split in memory (meant for the small val/test splits)."""
         return self.read(split, np.arange(self.sizes[split]))
 
+    def images(self, split: str = "test", rows=None):
+        from ._images import StreamedImages
+
+        return StreamedImages(self.root, split, rows, bundle=self)
+
+    def labels(self, split: str = "test", rows=None) -> np.ndarray:
+        return self.images(split, rows).labels()
+
     def head(self, split: str, n: int):
         return self.read(split, np.arange(min(int(n), self.sizes[split])))
 

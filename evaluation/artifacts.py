@@ -88,10 +88,13 @@ def resolve(paths: list[str | os.PathLike]) -> list[Artifact]:
 
     Returns:
         One :class:`Artifact` per model to evaluate, in order; an export
-        directory contributes all of its manifest's artifacts in manifest order.
+        directory contributes all of its manifest's published artifacts in manifest
+        order (the ones its export refused are listed apart, under ``refused``, and
+        have no file).
 
     Raises:
-        ArtifactError: a path is missing, of an unsupported kind, or a manifest is unreadable.
+        ArtifactError: a path is missing (one its export refused is named so, with the
+            figure it was refused for), of an unsupported kind, or a manifest is unreadable.
     """
     if not paths:
         raise ArtifactError("No artifact given. Pass at least one .keras/.onnx/.tflite file or "
@@ -102,8 +105,28 @@ def resolve(paths: list[str | os.PathLike]) -> list[Artifact]:
         if path.is_dir() and (path / MANIFEST).exists():
             found.extend(_from_manifest(path))
         else:
+            _check_not_refused(path)
             found.append(Artifact(path=path, kind=detect_kind(path), label=str(raw)))
     return _unique_labels(found)
+
+
+def _check_not_refused(path: Path) -> None:
+    """A missing file that the export manifest beside it lists as refused is named so."""
+    if path.exists() or not (path.parent / MANIFEST).is_file():
+        return
+    from export import manifest as manifest_io
+    from export.refusals import summary
+
+    try:
+        refused = manifest_io.read(path.parent).get("refused") or []
+    except manifest_io.ManifestError:
+        return  # the plain "does not exist" follows
+    for entry in refused:
+        if isinstance(entry, dict) and entry.get("path") == path.name:
+            why = (summary(entry) if {"format", "quantization", "reason", "fix"} <= set(entry)
+                   else "its export refused it.")
+            raise ArtifactError(f"'{path}' was not published: {why} "
+                                f"(listed under \"refused\" in '{path.parent / MANIFEST}').")
 
 
 def _from_manifest(directory: Path) -> list[Artifact]:

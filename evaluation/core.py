@@ -191,17 +191,22 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
     import data
 
     bundle = data.load_dataset(dataset)
-    x, y = bundle.as_numpy(split)
-    if limit is not None and limit < len(y):
+    if split not in data.SPLITS:
+        raise data.DatasetError(f"Unknown split {split!r}; choose one of {data.SPLITS}.")
+    keep, n = None, bundle.sizes[split]
+    if limit is not None and limit < n:
         # A fixed random subset (same every run, original order kept), not the
         # first `limit`: some splits are stored sorted by class (digits' test
         # split starts with 100 zeros), and a prefix would score one class only.
-        keep = np.sort(np.random.default_rng(LIMIT_SEED).choice(len(y), limit, replace=False))
-        x, y = x[keep], y[keep]
+        keep = np.sort(np.random.default_rng(LIMIT_SEED).choice(n, limit, replace=False))
+    # A streamed dataset's images stay on disk (data.StreamedImages): batches are read
+    # as they are run, here and in the isolated children.
+    x, y = bundle.images(split, keep), bundle.labels(split, keep)
     if len(y) == 0:
         raise EvaluationError(
             f"Split '{split}' of dataset '{dataset}' is empty; choose another split.")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
 
     results = []
@@ -220,9 +225,12 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
                                                 unsafe=unsafe, num_threads=num_threads,
                                                 report_progress=bar.update)
                 else:
-                    if not inputs_path.exists():
+                    inputs = inputs_path
+                    if isinstance(x, data.StreamedImages):
+                        inputs = x.spec()  # the child reads the shards itself
+                    elif not inputs_path.exists():
                         np.save(inputs_path, x)  # once, shared by every isolated artifact
-                    outputs, info = _run_isolated(art, inputs_path, Path(tmp) / f"out{i}.npy",
+                    outputs, info = _run_isolated(art, inputs, Path(tmp) / f"out{i}.npy",
                                                   batch_size, unsafe, num_threads, dataset,
                                                   bar.update)
             wall = time.perf_counter() - t0
@@ -243,10 +251,11 @@ def evaluate(artifacts: list, dataset: str = "digits", split: str = "test", batc
         batch_size=batch_size, artifacts=results, wall_seconds=time.perf_counter() - started)
 
 
-def _run_isolated(art, inputs_path, outputs_path, batch_size, unsafe, num_threads, dataset,
+def _run_isolated(art, inputs, outputs_path, batch_size, unsafe, num_threads, dataset,
                   on_progress):
     payload = {"path": str(art.path), "kind": art.kind, "label": art.label, "dataset": str(dataset),
-               "inputs": str(inputs_path), "outputs": str(outputs_path),
+               "inputs": inputs if isinstance(inputs, dict) else str(inputs),
+               "outputs": str(outputs_path),
                "batch_size": batch_size, "unsafe": unsafe, "num_threads": num_threads}
     info = call_isolated(
         "evaluation.execute:run_artifact", payload, on_progress=on_progress,

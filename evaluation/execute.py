@@ -105,19 +105,20 @@ def run_batches(runner, x: np.ndarray, batch_size: int,
     n = int(x.shape[0])
     if n == 0:
         raise EvaluationError("The split is empty: there is nothing to evaluate.")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    # ``x`` may be a data.StreamedImages: each slice is read from disk as it is run.
     # Keep each result alive until the next one exists, warm-up included: a
     # runtime returns fresh arrays per call, and freeing one before the next is
     # allocated lets malloc hand the pages back to the OS, so the next call
     # page-faults its output (measured: the first timed batches ran 2-3x slower).
     result = None
+    first = np.ascontiguousarray(x[:batch_size], dtype=np.float32)
     for _ in range(WARMUP_RUNS):
-        result = runner.run(x[:batch_size])
+        result = runner.run(first)
     outputs = None
     times = []
     last_report = time.perf_counter()
     for start in range(0, n, batch_size):
-        batch = x[start:start + batch_size]
+        batch = np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)
         t0 = time.perf_counter()
         result = runner.run(batch)
         times.append(time.perf_counter() - t0)
@@ -170,13 +171,20 @@ def run_artifact(payload: dict, report_progress=None) -> dict:
     """Child-process entry point (see ``utils.isolation.call_isolated``).
 
     Payload keys: ``path``, ``kind``, ``label``, ``dataset``, ``inputs`` (.npy of
-    the images), ``outputs`` (.npy to write the ``[N, C]`` outputs to),
-    ``batch_size``, ``unsafe``, ``num_threads``.
+    the images, or a streamed split's ``data.StreamedImages.spec()``), ``outputs``
+    (.npy to write the ``[N, C]`` outputs to), ``batch_size``, ``unsafe``, ``num_threads``.
 
     Returns:
         The info dict of :func:`run`.
     """
-    outputs, info = run(payload["path"], payload["kind"], np.load(payload["inputs"]),
+    inputs = payload["inputs"]
+    if isinstance(inputs, dict):  # a streamed split: read from its shards batch by batch
+        from data import StreamedImages
+
+        x = StreamedImages.from_spec(inputs)
+    else:
+        x = np.load(inputs)
+    outputs, info = run(payload["path"], payload["kind"], x,
                         int(payload["batch_size"]), label=payload["label"],
                         dataset=payload["dataset"], unsafe=payload.get("unsafe", False),
                         num_threads=payload.get("num_threads"), report_progress=report_progress)

@@ -1,17 +1,20 @@
 """Command line: ``python -m export MODEL.keras --out DIR``, ``python -m export bench
 DIR`` and ``python -m export matrix`` (the activation x format table of the docs;
 ``--models`` and ``--micro`` for the model tables), ``python -m export verify DIR``
-(aarch64 under emulation, or OpenVINO).
+(aarch64 under emulation, or OpenVINO), ``python -m export explain MODEL.keras
+--representative-data DATASET`` (the per-layer int8 quantization report).
 
 Parses arguments, calls one library function, prints its result. Errors
-become one line on stderr and exit status 2 (``utils.cli.run_cli``).
+become one line on stderr and exit status 2 (``utils.cli.run_cli``); a partial
+export (some artifacts refused, the validated ones published) exits with
+``utils.cli.PARTIAL_EXIT``.
 """
 from __future__ import annotations
 
 import sys
 
-from export.checks import DEFAULT_FORMATS, FORMATS  # `python -m export` has imported export already
-from utils.cli import ArgumentParser, quiet_tensorflow, run_cli
+from export import options  # `python -m export` has imported export already
+from utils.cli import EXIT_STATUS_HELP, PARTIAL_EXIT, ArgumentParser, quiet_tensorflow, run_cli
 from utils.errors import UsageError
 
 PROG = "python -m export"
@@ -21,37 +24,13 @@ def _export_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog=PROG, description="Export a .keras model to SavedModel / ONNX / TFLite / "
         "TFLite Micro, validated in each runtime. Benchmark an export: "
-        "`python -m export bench DIR`.")
+        "`python -m export bench DIR`.",
+        epilog=f"{EXIT_STATUS_HELP.rstrip('.')}; {PARTIAL_EXIT} partial export: the validated "
+        "artifacts were published, the refused ones are listed in manifest.json under "
+        "\"refused\" with their figure and fix (--strict: all or nothing, exit 2).")
     p.add_argument("model", help="the .keras file")
     p.add_argument("--out", required=True, help="export directory (replaced atomically)")
-    p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
-                   help=f"comma-separated subset of {','.join(FORMATS)} "
-                   "(tflite_micro: fully-int8 batch-1 model + model_data.h/.cc + "
-                   "op_resolver.h, needs --representative-data)")
-    p.add_argument("--quantize", default=None,
-                   help="TFLite variant(s), comma-separated: none,float16,dynamic,int8 "
-                   "(int8 also writes an int8 ONNX when onnx is among the formats)")
-    p.add_argument("--representative-data", default=None, metavar="DATASET",
-                   help="dataset name for int8 calibration (train split) and the "
-                   "top-1 check (test split), e.g. digits")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: newest "
-                   "supported by tf2onnx and onnxruntime)")
-    p.add_argument("--atol", type=float, default=None, help="absolute tolerance override")
-    p.add_argument("--allow-flex", action="store_true",
-                   help="accept Select-TF (Flex) ops in TFLite (not edge-ready)")
-    p.add_argument("--fixed-batch", type=int, default=None, metavar="N",
-                   help="TFLite with a static batch size N (edge devices)")
-    p.add_argument("--int8-io", action="store_true", help="int8 input/output tensors")
-    p.add_argument("--micro-io", default="int8", metavar="{int8,float32}",
-                   help="input/output tensors of the tflite_micro model (default int8)")
-    p.add_argument("--logits-only", action="store_true",
-                   help="drop a final softmax (same top-1, faster int8)")
-    p.add_argument("--no-float-head", dest="float_head", action="store_false",
-                   help="int8: quantize the output layer and softmax too (fully int8)")
-    p.add_argument("--keras-flatten", dest="static_flatten", action="store_false",
-                   help="keep Keras' dynamic Flatten (SHAPE/STRIDED_SLICE/PACK ops)")
-    p.add_argument("--no-validate", dest="validate", action="store_false",
-                   help="skip the comparison with Keras")
+    options.add_flags(p)
     return p
 
 
@@ -112,6 +91,28 @@ def _verify(argv) -> int:
     return 0
 
 
+def _explain(argv) -> int:
+    p = ArgumentParser(prog=f"{PROG} explain", description="Per-layer int8 quantization "
+                       "report of each int8 target (TFLite, int8 ONNX, TFLite Micro): "
+                       "Markdown, JSON and a PNG of the error per layer.")
+    p.add_argument("model", help="the .keras file")
+    p.add_argument("--representative-data", required=True, metavar="DATASET",
+                   help="dataset name: its train split calibrates, its test split is "
+                   "measured on, e.g. digits")
+    p.add_argument("--out", default=None, help="report directory, replaced atomically "
+                   "(default: MODEL without .keras + _explain)")
+    args = p.parse_args(argv)
+    from export.explain import explain_model
+    from export.explain_report import REPORT_MD, check_report_dir, markdown
+    out = args.out or args.model.removesuffix(".keras") + "_explain"
+    check_report_dir(out)  # before a dataset loads
+    train, test = _dataset(args.representative_data)
+    print(markdown(explain_model(args.model, out, representative_data=train,
+                                 validation_data=test)), end="")
+    print(f"Wrote {out}/{REPORT_MD}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_tensorflow()
@@ -125,6 +126,10 @@ def main(argv=None) -> int:
                        help="every registered model instead of every activation")
         p.add_argument("--micro", action="store_true",
                        help="every registered model to tflite_micro (flash, arena, ops)")
+        p.add_argument("--untrained", action="store_true",
+                       help="with --models/--micro: default-size untrained models, uniform "
+                       "calibration (a conversion check; the default trains each briefly "
+                       "on the digits first, as train.py does)")
         p.add_argument("--applications", action="store_true", help="every keras.applications "
                        "builder (no weights, smallest input; --pattern over builder names)")
         p.add_argument("--work-dir", default=None, help="--applications: one JSON per "
@@ -135,16 +140,18 @@ def main(argv=None) -> int:
         p.add_argument("--no-run", dest="run", action="store_false", help="--applications: "
                        "only the rows already in --work-dir (the others show as not run)")
         args = p.parse_args(argv[1:])
-        from export import matrix
+        from export import matrix, matrix_models
         if args.applications:
             from export import apps_matrix, apps_table
             table = apps_table.applications_table(
                 args.pattern, args.work_dir or apps_matrix.WORK_DIR, docs=args.docs, run=args.run,
                 log=lambda line: print(line, file=sys.stderr))
         elif args.micro:
-            table = matrix.matrix_markdown(matrix.run_micro_matrix(args.pattern), "model")
+            table = matrix.matrix_markdown(matrix_models.run_micro_matrix(
+                args.pattern, trained=not args.untrained), "model")
         elif args.models:
-            table = matrix.matrix_markdown(matrix.run_model_matrix(args.pattern), "model")
+            table = matrix.matrix_markdown(matrix_models.run_model_matrix(
+                args.pattern, trained=not args.untrained), "model")
         else:
             table = matrix.matrix_markdown(matrix.run_matrix(
                 matrix.activation_cases(args.pattern)))
@@ -152,6 +159,8 @@ def main(argv=None) -> int:
         return 0
     if argv[:1] == ["verify"]:
         return _verify(argv[1:])
+    if argv[:1] == ["explain"]:
+        return _explain(argv[1:])
     if argv[:1] == ["bench"]:
         args = _bench_parser().parse_args(argv[1:])
         from export.bench import bench_markdown, benchmark
@@ -162,23 +171,26 @@ def main(argv=None) -> int:
                                        batches=batches)), end="")
         return 0
     args = _export_parser().parse_args(argv)
-    from export.exporter import check_formats, check_quantize, export_model, manifest_markdown
-    # Cheap checks before loading a dataset: a typo fails in a second.
-    check_formats(args.formats)
-    check_quantize(args.quantize)
-    rep = val = None
-    if args.representative_data:
-        rep, val = _dataset(args.representative_data)
-    manifest = export_model(args.model, args.out, formats=args.formats,
-                            quantize=args.quantize, representative_data=rep,
-                            validation_data=val, opset=args.opset, validate=args.validate,
-                            atol=args.atol, allow_flex=args.allow_flex,
-                            fixed_batch=args.fixed_batch, int8_io=args.int8_io,
-                            logits_only=args.logits_only, int8_float_head=args.float_head,
-                            static_flatten=args.static_flatten, micro_io=args.micro_io)
+    from export.checks import check_options
+    values = options.flag_values(args)
+    # Cheap checks before TensorFlow and a dataset load (the dataset's name stands in
+    # for it): a typo fails at once. The train split calibrates, the test split checks.
+    check_options(**values)
+    from export.exporter import export_model, manifest_markdown
+    if values["representative_data"]:
+        values["representative_data"], values["validation_data"] = _dataset(
+            values["representative_data"])
+    from export.errors import PartialExportError
+    from export.refusals import summary
+    try:
+        manifest, status = export_model(args.model, args.out, **values), 0
+    except PartialExportError as exc:
+        manifest, status = exc.manifest, PARTIAL_EXIT
     print(manifest_markdown(manifest), end="")
     print(f"Wrote {args.out}/manifest.json")
-    return 0
+    for entry in manifest["refused"]:
+        print(f"{PROG}: {summary(entry)}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ OURS = tuple(c for c, fmt, _ in COLUMNS if fmt is not None)
 CANDIDATE_SIZES = (32, 64, 96, 128, 224, 331)
 SAMPLES = 32  # random inputs: calibration-free formats only need a validation set
 # Largest float32 rounding error (vs float64) of a stable untrained model: a
-# quarter of the float32 validation tolerance (export.validate.TOLERANCES), so
+# quarter of the float32 validation tolerance (export.formats.TOLERANCES), so
 # that validation judges the conversion, not the random network's sensitivity.
 STABLE = 2.5e-6
 SEED = 0
@@ -173,19 +173,30 @@ def batch_statistics(model, x) -> None:
 
 
 def _export(model, x, jobs, out) -> dict:
-    """``{column: cell}`` for one ``export_model`` call over ``jobs`` (columns)."""
+    """``{column: cell}`` for one ``export_model`` call over ``jobs`` (columns): the
+    published artifacts validated, the ones a partial export refused with its reason."""
+    from export.errors import PartialExportError
     from export.exporter import export_model
     formats = list(dict.fromkeys(fmt for c, fmt, _ in COLUMNS if c in jobs))
     quant = [q for c, fmt, q in COLUMNS if c in jobs and fmt == "tflite"] or None
-    manifest = export_model(model, out, formats=formats, quantize=quant, representative_data=x)
+    try:
+        manifest = export_model(model, out, formats=formats, quantize=quant,
+                                representative_data=x)
+    except PartialExportError as exc:
+        manifest = exc.manifest
     cells = {}
     for a in manifest["artifacts"]:
-        column = next(c for c, fmt, q in COLUMNS
-                      if fmt == a["format"] and q == a["quantization"])
-        cells[column] = {"status": "validated",
-                         "max_abs_diff": a["validation"]["max_abs_diff"],
-                         "seconds": a["conversion_seconds"], "size_bytes": a["size_bytes"]}
+        cells[_column(a)] = {"status": "validated",
+                             "max_abs_diff": a["validation"]["max_abs_diff"],
+                             "seconds": a["conversion_seconds"], "size_bytes": a["size_bytes"]}
+    for r in manifest.get("refused", []):
+        cells[_column(r)] = {"status": "refused", "reason": " ".join(r["reason"].split())}
     return cells
+
+
+def _column(artifact: dict) -> str:
+    return next(c for c, fmt, q in COLUMNS
+                if fmt == artifact["format"] and q == artifact["quantization"])
 
 
 def _refusal(exc) -> dict:
@@ -193,8 +204,9 @@ def _refusal(exc) -> dict:
 
 
 def export_columns(model, x, columns, work) -> dict:
-    """Our exporter's cells: the ``columns`` in one call (one traced
-    SavedModel); when that fails, each column alone, so each refusal is its own."""
+    """Our exporter's cells: the ``columns`` in one call (one traced SavedModel;
+    a refused artifact leaves the others published); when nothing could be
+    published, each column alone, so each refusal is its own."""
     from export.errors import ExportError
     try:
         return _export(model, x, columns, Path(work) / "all")

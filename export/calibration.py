@@ -88,6 +88,31 @@ def _tensor_values(calibrated: bytes, tensors, samples) -> dict[int, np.ndarray]
     return {t: np.concatenate(v) for t, v in values.items()}
 
 
+def bound_logits(calibrated: bytes, samples) -> tuple[bytes, list[dict]]:
+    """Raise the lower range bound of the softmax logits of a calibrated (still
+    float) flatbuffer, as :func:`full_integer` quantizes it.
+
+    Returns:
+        ``(calibrated bytes, ranges)``; ``ranges`` as :func:`full_integer`'s.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
+    logits = _softmax_inputs(model)
+    values = _tensor_values(calibrated, logits, samples) if logits else {}
+    ranges = []
+    for index in logits:
+        tensor = model.subgraphs[0].tensors[index]
+        q = tensor.quantization
+        lower = logit_lower_bound(values[index])
+        if q is None or q.min is None or lower is None or lower <= float(q.min[0]):
+            continue
+        ranges.append({"tensor": tensor.name.decode(),
+                       "calibrated": [float(q.min[0]), float(q.max[0])],
+                       "used": [round(lower, 6), float(q.max[0])]})
+        q.min = np.array([lower], dtype=np.float32)
+    return flatbuffer_utils.convert_object_to_bytearray(model), ranges
+
+
 def full_integer(converter, samples, *, int8_io: bool) -> tuple[bytes, list[dict]]:
     """Calibrate ``converter`` (set up for int8) on ``samples``, raise the lower
     range bound of the softmax logits, and quantize every op to int8.
@@ -104,30 +129,15 @@ def full_integer(converter, samples, *, int8_io: bool) -> tuple[bytes, list[dict
     """
     import tensorflow as tf
     from tensorflow.lite.python import convert as tf_convert
-    from tensorflow.lite.tools import flatbuffer_utils
 
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True  # edit the ranges, then quantize
-    calibrated = converter.convert()
-    model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
-    logits = _softmax_inputs(model)
-    values = _tensor_values(calibrated, logits, samples) if logits else {}
-    ranges = []
-    for index in logits:
-        tensor = model.subgraphs[0].tensors[index]
-        q = tensor.quantization
-        lower = logit_lower_bound(values[index])
-        if q is None or q.min is None or lower is None or lower <= float(q.min[0]):
-            continue
-        ranges.append({"tensor": tensor.name.decode(),
-                       "calibrated": [float(q.min[0]), float(q.max[0])],
-                       "used": [round(lower, 6), float(q.max[0])]})
-        q.min = np.array([lower], dtype=np.float32)
+    calibrated, ranges = bound_logits(converter.convert(), samples)
     io_type = tf.int8 if int8_io else tf.float32
     # fully_quantize also turns float I/O into int8; without it the quantizer
     # keeps float I/O behind QUANTIZE/DEQUANTIZE (callers check that no other
     # op stayed float).
     content = tf_convert.mlir_quantize(
-        flatbuffer_utils.convert_object_to_bytearray(model), fully_quantize=int8_io,
+        calibrated, fully_quantize=int8_io,
         input_data_type=io_type, output_data_type=io_type)
     return content, ranges

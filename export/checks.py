@@ -1,48 +1,36 @@
 """Argument checks for ``export_model``: every user input is normalised or
 refused here, before a model is loaded or a file written.
 
-:func:`check_options` turns the keyword arguments into one frozen
-:class:`Options`; :func:`check_out_dir` and :func:`check_data` check the
-output path and the real-data arrays. Each failure is an
+:func:`check_options` turns the keyword arguments (the options declared in
+:mod:`export.options`) into one frozen :class:`Options`; :func:`check_out_dir` and
+:func:`check_data` check the output path and the real-data arrays. Each failure is an
 :class:`~export.errors.ExportError` naming the value and the fix.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import make_dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from export import formats as registry
 from export.errors import ExportError
+from export.formats import DEFAULT_FORMATS, FORMATS, QUANTIZATIONS  # noqa: F401  (re-exported)
+from export.options import BY_NAME, MICRO_IO, OPTIONS, defaults
 from utils.names import did_you_mean
 from utils.checks import is_count, is_int, is_number
 
-FORMATS = ("saved_model", "onnx", "tflite", "tflite_micro")
-# tflite_micro needs calibration data, so it is not among the defaults.
-DEFAULT_FORMATS = ("saved_model", "onnx", "tflite")
-MICRO_IO = ("int8", "float32")
-QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 MANIFEST = "manifest.json"
 _QUANT_ALIASES = {"none": None, "float32": None, "fp32": None, "fp16": "float16"}
 
-
-@dataclass(frozen=True)
-class Options:
-    """The checked, normalised export request (see ``export_model`` for each field)."""
-
-    formats: tuple
-    variants: tuple  # TFLite quantizations, None = float32
-    opset: int | None
-    atol: float | None
-    allow_flex: bool
-    fixed_batch: int | None
-    int8_io: bool
-    logits_only: bool
-    int8_float_head: bool
-    static_flatten: bool
-    validate: bool
-    micro_io: str
+Options = make_dataclass("Options", [(o.name, Any) for o in OPTIONS if not o.data],
+                         frozen=True, namespace={"__module__": __name__})
+Options.__doc__ = """The checked, normalised export request: one field per option of
+``export.options.OPTIONS`` under the option's name (the data options excepted, which
+``check_data`` checks with the model). ``formats`` and ``quantize`` are tuples, the
+latter of TFLite variants (None = float32)."""
 
 
 def _closest(value, choices) -> str:
@@ -53,7 +41,7 @@ def check_formats(formats) -> list[str]:
     """Normalise ``formats`` (a sequence or comma-separated string).
 
     Raises:
-        ExportError: empty, or a name outside :data:`FORMATS`.
+        ExportError: empty, or a name outside :data:`FORMATS` (``export.formats``).
     """
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
@@ -92,8 +80,19 @@ def check_quantize(quantize) -> list:
     return out or [None]
 
 
+def _check_applies(quantize, variants, formats) -> None:
+    """Every quantization asked for is written by one of the formats asked for."""
+    for q in filter(None, variants):
+        takers = registry.takers(q)
+        if not any(f.name in formats for f in takers):
+            where = " and ".join(f.title for f in takers) + (" only" if len(takers) == 1 else "")
+            add = " or ".join(repr(f.name) for f in takers)
+            raise ExportError(f"quantize={quantize!r} applies to {where}; add {add} to formats "
+                              f"(received formats={formats}).")
+
+
 def _check_opset(opset, formats):
-    if "onnx" not in formats:
+    if registry.ONNX.name not in formats:
         return opset
     from export import onnx_ops
     max_opset = onnx_ops.default_opset()
@@ -105,10 +104,9 @@ def _check_opset(opset, formats):
     return int(opset)
 
 
-def check_options(*, formats, quantize, representative_data, opset, validate, atol,
-                  allow_flex, fixed_batch, int8_io, logits_only, int8_float_head,
-                  static_flatten, micro_io) -> Options:
-    """Check every argument of ``export_model`` that needs no model.
+def check_options(**values) -> Options:
+    """Check every option of ``export_model`` that needs no model
+    (``export.options.OPTIONS``; one not given takes its default).
 
     Returns:
         The normalised :class:`Options`.
@@ -116,16 +114,18 @@ def check_options(*, formats, quantize, representative_data, opset, validate, at
     Raises:
         ExportError: naming the bad argument, what was received and the fix.
     """
-    formats = check_formats(formats)
+    unknown = sorted(set(values) - set(BY_NAME))
+    if unknown:
+        raise TypeError(f"check_options() got unknown option(s) {unknown}")
+    values = {**defaults(), **values}
+    quantize, representative_data = values["quantize"], values["representative_data"]
+    formats = check_formats(values["formats"])
     variants = check_quantize(quantize)
-    onnx_int8_only = set(filter(None, variants)) == {"int8"} and "onnx" in formats
-    if any(variants) and "tflite" not in formats and not onnx_int8_only:
-        raise ExportError(f"quantize={quantize!r} applies to TFLite only (and 'int8' to "
-                          f"ONNX too); add 'tflite' to formats (received formats={formats}).")
-    if "tflite_micro" in formats and representative_data is None:
-        raise ExportError("tflite_micro needs representative_data: real inputs [N, ...] to "
-                          "calibrate the fully-int8 model and to check it on held-out data "
-                          "(CLI: --representative-data digits).")
+    _check_applies(quantize, variants, formats)
+    for f in formats:
+        if registry.get(f).needs_data and representative_data is None:
+            raise ExportError(registry.get(f).needs_data)
+    micro_io = values["micro_io"]
     if micro_io not in MICRO_IO:
         raise ExportError(f"micro_io must be one of {', '.join(MICRO_IO)}."
                           f"{_closest(micro_io, MICRO_IO)} Received: micro_io={micro_io!r}")
@@ -133,20 +133,28 @@ def check_options(*, formats, quantize, representative_data, opset, validate, at
         raise ExportError("quantize='int8' needs representative_data: real inputs [N, ...] "
                           "for calibration and the top-1 check (CLI: --representative-data "
                           "digits).")
+    fixed_batch, atol = values["fixed_batch"], values["atol"]
     if fixed_batch is not None and not is_count(fixed_batch):
         raise ExportError(f"fixed_batch must be a positive integer or None. "
                           f"Received: fixed_batch={fixed_batch!r}")
     if atol is not None and not (is_number(atol) and atol > 0):
         raise ExportError(f"atol must be a positive number. Received: atol={atol!r}")
-    if int8_io and "int8" not in variants:
+    if values["int8_fallback"] not in (None, "auto"):
+        raise ExportError(f"int8_fallback must be 'auto' or None. "
+                          f"Received: int8_fallback={values['int8_fallback']!r}")
+    if values["int8_fallback"] and not ("int8" in variants and "tflite" in formats):
+        raise ExportError("int8_fallback='auto' applies to the int8 TFLite; pass "
+                          "formats including 'tflite' and quantize='int8' (CLI: --quantize int8).")
+    if values["int8_fallback"] and values["int8_io"]:
+        raise ExportError("int8_fallback='auto' keeps layers float, which needs float I/O; "
+                          "drop int8_io (--no-int8-io) or the fallback.")
+    if values["int8_io"] and "int8" not in variants:
         raise ExportError("int8_io=True needs quantize='int8'.")
-    return Options(formats=tuple(formats), variants=tuple(variants),
-                   opset=_check_opset(opset, formats), atol=atol,
-                   allow_flex=bool(allow_flex), fixed_batch=fixed_batch,
-                   int8_io=bool(int8_io), logits_only=bool(logits_only),
-                   int8_float_head=bool(int8_float_head),
-                   static_flatten=bool(static_flatten), validate=bool(validate),
-                   micro_io=micro_io)
+    checked = {"formats": tuple(formats), "quantize": tuple(variants),
+               "opset": _check_opset(values["opset"], formats)}
+    return Options(**{o.name: checked.get(o.name, bool(values[o.name]) if o.flag == "switch"
+                                          else values[o.name])
+                      for o in OPTIONS if not o.data})
 
 
 def check_out_dir(out_dir) -> Path:
@@ -187,9 +195,9 @@ def check_model_inputs(model, formats=()) -> None:
                           "keras.Model); export traces functional and Sequential models. "
                           "Build it as keras.Model(keras.Input(...), outputs) or "
                           "keras.Sequential([keras.Input(...), ...]).")
-    if "tflite_micro" in formats:
-        from export.micro import check_static_inputs
-        check_static_inputs(model)  # the message says what TFLite Micro needs
+    for f in formats:
+        if registry.get(f).check_model is not None:
+            registry.get(f).check_model(model)
     for t in model.inputs:
         if any(d is None for d in t.shape[1:]):
             raise ExportError(f"Input {t.name!r} has unknown dimensions {list(t.shape)}; "

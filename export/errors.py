@@ -43,3 +43,32 @@ class ValidationError(ExportError):
         head = (f"Validation failed for {len(lines)} check(s): "
                 + "; ".join(lines))
         super().__init__(head)
+
+
+class PartialExportError(ValidationError):
+    """Some artifacts were refused; the validated ones were published.
+
+    Raised by ``export_model`` (unless ``strict=True``) *after* the export directory
+    was published with every artifact that passed, so that a caller cannot take a
+    partial export for a complete one. The command line turns it into exit status
+    ``utils.cli.PARTIAL_EXIT``.
+
+    Attributes:
+        manifest: the published manifest; ``manifest["refused"]`` lists each refused
+            artifact (path, format, quantization, figure, reason, fix).
+        refused: the same list.
+        failures: the validation failures of the refused artifacts (as
+            :class:`ValidationError`'s).
+    """
+
+    def __init__(self, manifest: dict, directory):
+        self.manifest = manifest
+        self.refused = list(manifest["refused"])
+        self.directory = str(directory)
+        super().__init__([f for r in self.refused for f in r["failures"]])
+        names = ", ".join(r["path"] for r in self.refused)
+        reasons = "; ".join(r["reason"] for r in self.refused)
+        self.args = (f"Published {len(manifest['artifacts'])} validated artifact(s) to "
+                     f"{self.directory!r}; refused {len(self.refused)} ({names}): {reasons}. "
+                     "The manifest lists each with its fix; strict=True (--strict) refuses "
+                     "the whole export instead.",)

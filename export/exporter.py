@@ -1,130 +1,149 @@
-"""``export_model``: convert, validate, write the manifest — all or nothing.
+"""``export_model``: convert, validate, write the manifest, publish what passed.
 
 Reads top to bottom: check the request (:mod:`export.checks`), load the
 model, prepare the export graph (:mod:`export.graph`), then inside one
 temporary directory convert each artifact and validate it in its own
-runtime, and write the manifest (:mod:`export.manifest`) only if every
-artifact passed.
+runtime. An artifact that fails its validation, or meets an op its format lacks,
+is refused (:mod:`export.refusals`): its files are deleted and the manifest
+(:mod:`export.manifest`) lists it under ``refused``. The directory is published
+with the artifacts that passed, and ``PartialExportError`` follows; with
+``strict=True``, or when nothing passed, nothing is published.
 """
 from __future__ import annotations
 
 import os
 import time
 
+from export import formats as registry
 from export import manifest as manifest_io
-from export import metadata, qat
+from export import qat, refusals
 from export.checks import (DEFAULT_FORMATS, FORMATS, MANIFEST, QUANTIZATIONS, check_data,
                            check_formats, check_model_inputs, check_options, check_out_dir,
                            check_quantize)
-from export.errors import ExportError, ValidationError
+from export.errors import ExportError, PartialExportError, UnsupportedOpsError, ValidationError
 from export.manifest import MANIFEST_MD, manifest_markdown
+from export.options import with_options
 from models.card import card_json, model_card
 
 __all__ = ["export_model", "FORMATS", "DEFAULT_FORMATS", "QUANTIZATIONS", "MANIFEST", "MANIFEST_MD",
            "check_formats", "check_quantize", "manifest_markdown"]
 
 
-def export_model(model_or_path, out_dir, formats=DEFAULT_FORMATS, quantize=None,
-                 representative_data=None, opset=None, validate=True, atol=None,
-                 allow_flex=False, fixed_batch=None, int8_io=False,
-                 logits_only=False, validation_data=None, int8_float_head=True,
-                 static_flatten=True, micro_io="int8") -> dict:
+@with_options
+def export_model(model_or_path, out_dir, **options) -> dict:
     """Export a Keras model to SavedModel / ONNX / TFLite / TFLite Micro,
     validated, atomically.
+
+    Each format is one entry of :mod:`export.formats`; the options below are declared
+    once in :mod:`export.options`, which also makes the command line's flags.
 
     Args:
         model_or_path: a ``keras.Model`` or the path of a ``.keras`` file
             (loaded with ``safe_mode=True`` after ``import activations``).
-        out_dir: export directory; replaced only when everything succeeded.
-        formats: subset of :data:`FORMATS` (or "a,b"); default
-            ``("saved_model", "onnx", "tflite")``. "tflite_micro" writes a
-            fully-int8 batch-1 ``model_micro.tflite`` with ``model_data.h``,
-            ``model_data.cc`` and ``op_resolver.h``, run in the TFLite Micro
-            interpreter (arena measured) and checked against LiteRT.
-        quantize: TFLite variant(s): None (float32), "float16", "dynamic",
-            "int8", or a sequence such as ``(None, "int8")``. With "onnx" in
-            ``formats``, "int8" also writes ``model_int8.onnx`` (onnxruntime
-            static QDQ quantization on the same calibration samples).
-        representative_data: float32 ``[N, ...]`` real inputs (or ``(x, y)``);
-            required for "int8" and "tflite_micro" (calibration, and the
-            top-1 agreement check unless ``validation_data`` is given).
-        opset: ONNX opset; default the newest both tf2onnx and onnxruntime
-            support (see ``export.onnx_ops.default_opset``).
-        validate: run every artifact in its runtime and compare with Keras.
-        atol: absolute tolerance override for float comparisons.
-        allow_flex: accept Select-TF (Flex) ops in TFLite (not edge-ready).
-        fixed_batch: TFLite only: a static batch size (e.g. 1 for edge
-            devices); the runner feeds other batch sizes in chunks.
-        int8_io: with "int8", int8 input/output tensors (scale and zero
-            point recorded in the manifest).
-        logits_only: drop a final softmax (top-1 unchanged; faster int8).
-        validation_data: real inputs for the comparisons and the int8 top-1
-            agreement (default: ``representative_data``); pass held-out data
-            so that agreement is not measured on the calibration samples.
-        int8_float_head: with "int8" (float I/O), keep the output layer and
-            its softmax in float (selective quantization): int8 output steps
-            tie the top classes of a wide classifier (exam_mlp: 97-98% top-1
-            agreement fully int8, 99.6% with a float head). The ops kept
-            float are listed in the manifest (``float_head``).
-        static_flatten: export each Flatten as ``reshape(x, [-1, n])``;
-            Keras' Flatten reshapes to ``[shape(x)[0], -1]``, which costs
-            SHAPE/STRIDED_SLICE/PACK ops that TFLite runs outside XNNPACK.
-            Same function; False reproduces Keras' own export graph.
-        micro_io: "int8" (default) or "float32" input/output tensors of the
-            tflite_micro model.
+        out_dir: export directory; replaced only by a directory of validated artifacts.
+        {options}
 
     Returns:
-        The manifest (also written to ``out_dir/manifest.json``).
+        The manifest (also written to ``out_dir/manifest.json``), when every artifact
+        passed.
 
     Raises:
+        PartialExportError: some artifacts were refused, the others published; its
+            ``manifest`` is the published one, ``manifest["refused"]`` the refused
+            artifacts with their figures and fixes (not with ``strict=True``).
         ExportError: bad argument, unloadable model, conversion failure.
         UnsupportedOpsError: Flex/custom TFLite ops, non-ONNX nodes, or ops
-            TFLite Micro has no kernel for (all named).
-        ValidationError: an artifact disagrees with Keras (every failure listed).
+            TFLite Micro has no kernel for (all named): with ``strict=True``, or
+            when no artifact was written.
+        ValidationError: an artifact disagrees with Keras (every failure listed): with
+            ``strict=True``, or when no artifact passed. Nothing is published.
         OSError: ``out_dir`` cannot be written.
     """
-    options = check_options(
-        formats=formats, quantize=quantize, representative_data=representative_data,
-        opset=opset, validate=validate, atol=atol, allow_flex=allow_flex,
-        fixed_batch=fixed_batch, int8_io=int8_io, logits_only=logits_only,
-        int8_float_head=int8_float_head, static_flatten=static_flatten, micro_io=micro_io)
+    checked = check_options(**options)
     out = check_out_dir(out_dir)
     model, source = _load_model(model_or_path)
-    check_model_inputs(model, options.formats)
+    check_model_inputs(model, checked.formats)
     card = model_card(model)
     card_text = card_json(card)
     model = qat.export_graph(model) if qat.is_quantize_aware(model) else model
-    check_model_inputs(model, options.formats)
-    data, check = check_data(model, representative_data, validation_data)
-    reference_model, export_graph, rewrites = _prepare_graph(model, options)
+    check_model_inputs(model, checked.formats)
+    data, check = check_data(model, options["representative_data"],
+                             options["validation_data"])
+    reference_model, export_graph, rewrites = _prepare_graph(model, checked)
+    trained_model = qat.is_quantize_aware(export_graph)
 
     from export import runtime
     from utils.io import atomic_directory
-    reference = runtime.KerasRunner(reference_model) if options.validate else None
+    reference = runtime.KerasRunner(reference_model) if checked.validate else None
     with atomic_directory(out) as tmp:
-        artifacts, failures = [], []
-        shared_saved_model = None  # a SavedModel the TFLite converter can reuse
-        for fmt, quant in _jobs(options):
-            name = _artifact_name(fmt, quant, options.fixed_batch if fmt == "tflite" else None)
-            start = time.perf_counter()
-            info = _convert(fmt, quant, export_graph, tmp / name, options, data,
-                            shared_saved_model, card_text)
-            metadata.embed(tmp / name, fmt, card_text)
-            if fmt == "tflite_micro":
-                info = _micro_extras(tmp, name, info, card_text)
-            if fmt == "saved_model" and options.fixed_batch is None:
-                shared_saved_model = tmp / name
+        artifacts, refused, failures, unconverted, written = [], [], [], [], {}
+        produced = {}  # path -> what a refused artifact's job wrote
+        for fmt, quant in _jobs(checked):
+            name = fmt.file_name(quant, checked)
+            start, before = time.perf_counter(), set(tmp.iterdir())
+            trained = quant == "int8" and trained_model
+            job = registry.Job(graph=export_graph, path=tmp / name, quantization=quant,
+                               options=checked, data=data, trained=trained,
+                               card_text=card_text, written=dict(written))
+            try:
+                info = _convert(fmt, job, card_text, unconverted)
+            except UnsupportedOpsError as exc:
+                if checked.strict:
+                    raise
+                unconverted.append((fmt.name, exc))
+                refused.append(refusals.unconverted_entry(name, fmt, quant, exc))
+                _remove(set(tmp.iterdir()) - before)
+                continue
+            info = {**info, **qat.facts(export_graph)} if trained else info
+            written[fmt.name, quant] = tmp / name
             entry, fails = _describe_and_validate(
                 tmp, name, fmt, quant, info, time.perf_counter() - start, reference,
-                options=options, data=check, decision=card["decision"],
+                options=checked, data=check, decision=card["decision"],
                 agreement=check is not None and qat.is_quantize_aware(model))
-            artifacts.append(entry)
-            failures += fails
-        if failures:
+            if fails:
+                failures += fails
+                refused.append(refusals.refused_entry(entry, fails, fmt, checked))
+                produced[name] = set(tmp.iterdir()) - before
+            else:
+                artifacts.append(entry)
+        if refused and (checked.strict or not artifacts):
+            # All or nothing, as asked or because nothing passed: the earlier directory stays.
+            if unconverted:
+                raise unconverted[0][1]
             raise ValidationError(failures)
-        manifest = manifest_io.describe(model, source, options, rewrites, artifacts, card)
+        # Deleted only now: a later artifact may be made from a refused one's file
+        # (model_int8.onnx quantizes model.onnx), and is validated on its own.
+        for entry in refused:
+            _remove(produced.get(entry["path"], ()))
+        manifest = manifest_io.describe(model, source, checked, rewrites, artifacts, card,
+                                        refused)
         manifest_io.write(tmp, manifest)
+    if refused:
+        raise PartialExportError(manifest, out)
     return manifest
+
+
+def _convert(fmt, job, card_text, unconverted) -> dict:
+    """Write one artifact (and the files beside it); what the converter learned.
+
+    Raises:
+        UnsupportedOpsError: the format lacks an op, or an earlier artifact of the same
+            format met that already (its variants trace the same graph; ONNX int8 is
+            made from the float file).
+    """
+    earlier = next((exc for name, exc in unconverted if name == fmt.name), None)
+    if earlier is not None:
+        raise earlier
+    info = fmt.convert(job)
+    fmt.write_card(job.path, card_text)
+    return info if fmt.finish is None else fmt.finish(job.path, info, card_text)
+
+
+def _remove(paths) -> None:
+    """Delete what a refused artifact left in the temporary export directory."""
+    import shutil
+    for path in paths:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _load_model(model_or_path):
@@ -153,87 +172,9 @@ def _prepare_graph(model, options):
 
 
 def _jobs(options) -> list[tuple]:
-    """``(format, quantization)`` per artifact, in the order they are written
-    (the int8 ONNX after the float ONNX it is quantized from)."""
-    jobs = []
-    for fmt in options.formats:
-        if fmt == "tflite":
-            jobs += [("tflite", q) for q in options.variants]
-        elif fmt == "tflite_micro":
-            jobs.append(("tflite_micro", "int8"))
-        else:
-            jobs.append((fmt, None))
-            if fmt == "onnx" and "int8" in options.variants:
-                jobs.append(("onnx", "int8"))
-    return jobs
-
-
-def _artifact_name(fmt, quant, fixed_batch) -> str:
-    if fmt == "saved_model":
-        return "saved_model"
-    if fmt == "onnx":
-        return "model_int8.onnx" if quant == "int8" else "model.onnx"
-    if fmt == "tflite_micro":
-        return "model_micro.tflite"
-    stem = "model" + (f"_{quant}" if quant else "") + (f"_b{fixed_batch}" if fixed_batch else "")
-    return stem + ".tflite"
-
-
-def _convert(fmt, quant, graph, path, options, data, saved_model, card_text) -> dict:
-    """Write one artifact; returns what the converter learned about it."""
-    trained = quant == "int8" and qat.is_quantize_aware(graph)
-    info = _converted(fmt, quant, graph, path, options, data, saved_model, trained, card_text)
-    return {**info, **qat.facts(graph)} if trained else info
-
-
-def _converted(fmt, quant, graph, path, options, data, saved_model, trained,
-               card_text) -> dict:
-    from export import convert, micro, onnx_int8, tflite_convert
-    if fmt == "saved_model":
-        return convert.to_saved_model(graph, path, card_text=card_text)
-    if fmt == "onnx" and trained:
-        return qat.to_onnx_int8(graph, path, options.opset)
-    if fmt == "onnx" and quant == "int8":
-        return onnx_int8.to_onnx_int8(path.parent / _artifact_name("onnx", None, None), path,
-                                      data)
-    if fmt == "onnx":
-        to_onnx = qat.to_onnx_float if qat.is_quantize_aware(graph) else convert.to_onnx
-        return to_onnx(graph, path, options.opset)
-    if fmt == "tflite_micro":
-        return micro.to_tflite_micro(graph, path, representative_data=data,
-                                     io=options.micro_io, trained_ranges=trained)
-    return tflite_convert.to_tflite(
-        graph, path, quantization=quant, representative_data=data,
-        int8_io=options.int8_io, allow_flex=options.allow_flex,
-        batch_size=options.fixed_batch, saved_model=saved_model,
-        float_head=options.int8_float_head, trained_ranges=trained)
-
-
-def _micro_extras(tmp, name, info, card_text) -> dict:
-    """The C sources beside a tflite_micro model, and its measured arena."""
-    from export import micro, micro_runtime, micro_sources
-    content = (tmp / name).read_bytes()
-    smallest = micro_runtime.smallest_arena(tmp / name)
-    inputs, outputs = micro.edge_quantization(content)
-    info["micro"].update(
-        flash_bytes=len(content), arena_min_bytes=smallest,
-        arena_bytes=micro_runtime.arena_with_margin(smallest),
-        arena_margin=f"+{micro_runtime.ARENA_MARGIN:.0%}, at least "
-                     f"{micro_runtime.ARENA_MARGIN_MIN} bytes, 16-byte aligned",
-        input_quantization=inputs, output_quantization=outputs,
-        sources={f: dict(zip(("size_bytes", "sha256"), manifest_io.sha256(tmp / f)))
-                 for f in micro_sources.write_sources(tmp, content, info["micro"]["resolver"],
-                                                    card_text)})
-    return info
-
-
-def _load_runner(path, fmt, info):
-    from export import runtime
-    if fmt == "tflite_micro":
-        from export.micro_runtime import TFLiteMicroRunner
-        # At the arena the manifest promises: validation proves that size works.
-        return TFLiteMicroRunner(path, arena_size=info["micro"]["arena_bytes"])
-    return runtime.load_artifact(path)
+    """``(format entry, quantization)`` per artifact, in the order they are written
+    (each format's float artifact before the int8 one quantized from it)."""
+    return [(fmt, q) for fmt in map(registry.get, options.formats) for q in fmt.variants(options)]
 
 
 def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, options,
@@ -243,24 +184,16 @@ def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, o
     by agreement with Keras like int8, whatever its quantization (a QAT model's
     float artifacts round at the same points, and float summation order moves
     a value across a rounding midpoint now and then)."""
-    from export.gpu_compat import gpu_compatibility
-    from export.validate import compare_with_litert, validate_artifact
+    from export.validate import validate_artifact
     path = tmp / name
     load_start = time.perf_counter()
-    runner = _load_runner(path, fmt, info)
+    runner = fmt.load_runner(path, info)
     load_seconds = time.perf_counter() - load_start
     size, digest = manifest_io.sha256(path)
-    entry = {"path": name, "format": fmt, "quantization": quant,
+    entry = {"path": name, "format": fmt.name, "quantization": quant,
              "inputs": runner.input_spec, "outputs": runner.output_spec,
              "size_bytes": size, "sha256": digest, **info,
-             "conversion_seconds": round(seconds, 3)}
-    if fmt in ("tflite", "tflite_micro"):
-        entry["fixed_batch"] = options.fixed_batch if fmt == "tflite" else 1
-        entry["gpu_delegate"] = gpu_compatibility(path.read_bytes())
-    else:
-        # A SavedModel needs full TensorFlow: edge readiness does not apply.
-        entry.update(uses_flex=False, custom_ops=[],
-                     edge_ready=None if fmt == "saved_model" else True)
+             "conversion_seconds": round(seconds, 3), **fmt.facts(path, options)}
     if reference is None:
         entry["validation"] = None
         return entry, []
@@ -268,13 +201,13 @@ def _describe_and_validate(tmp, name, fmt, quant, info, seconds, reference, *, o
         # Only reachable with allow_flex=True: the user opted in.
         entry["validation"] = {"passed": None, "skipped": runner.unavailable}
         return entry, []
-    result, fails = validate_artifact(name, runner, reference,
-                                      quantization="int8" if agreement else quant,
+    quantization = "int8" if agreement else quant
+    result, fails = validate_artifact(name, runner, reference, quantization=quantization,
+                                      tolerance=fmt.tolerance(quantization),
                                       atol=options.atol, data=data, decision=decision)
-    if fmt == "tflite_micro":
-        steps = [q["scale"] for q in info["micro"]["output_quantization"]]
-        litert, more = compare_with_litert(name, runner, path, data, steps)
-        result["litert"], result["passed"] = litert, result["passed"] and not more
+    if fmt.cross_check is not None:
+        second, more = fmt.cross_check(name, runner, path, data, info, decision)
+        result["litert"], result["passed"] = second, result["passed"] and not more
         fails = fails + more
     # Loading the artifact into its runtime is part of the check.
     result["seconds"] = round(result["seconds"] + load_seconds, 3)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from export.checks import MANIFEST
 from export.errors import ExportError
+from export.formats import REGISTRY
 from export.validate import agreement_name
 
 
@@ -123,9 +124,11 @@ def tool_versions() -> dict:
     return out
 
 
-def describe(model, source, options, rewrites, artifacts, card) -> dict:
+def describe(model, source, options, rewrites, artifacts, card, refused=()) -> dict:
     """The manifest of one export (``source``: the ``.keras`` path or None; ``card``:
-    the model card written into every artifact, ``export.metadata``)."""
+    the model card written into every artifact, ``export.metadata``; ``refused``: the
+    artifacts left out, ``export.refusals``, kept apart from ``artifacts`` so that
+    every reader of ``artifacts`` finds published files only)."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -137,6 +140,7 @@ def describe(model, source, options, rewrites, artifacts, card) -> dict:
         "validated": bool(options.validate),
         "tool_versions": tool_versions(),
         "artifacts": artifacts,
+        "refused": list(refused),
     }
 
 
@@ -157,11 +161,17 @@ def _validation_cell(v) -> str:
     if v.get("skipped"):
         return "SKIPPED: " + v["skipped"]
     if "top1_agreement" in v:
-        litert = (f"; {v['litert']['max_steps']:g} int8 steps from LiteRT"
+        litert = (f"; same decision as LiteRT on "
+                  f"{v['litert']['agreement']:.2%}, up to {v['litert']['max_steps']:g} int8 steps"
                   if v.get("litert") else "")
         return (f"{agreement_name(v)} {v['top1_agreement']:.2%} on {v['samples']} samples "
                 f"(bound {v['top1_bound']:.0%}){litert}")
     return f"max abs diff {v['max_abs_diff']:.2e} (atol {v['atol']:g}, rtol {v['rtol']:g})"
+
+
+def _ops_cell(artifact) -> str:
+    fmt = REGISTRY.get(artifact["format"])  # a format of an older toolkit: its op list
+    return fmt.ops_cell(artifact) if fmt else ", ".join(artifact.get("ops", []))
 
 
 def _gpu_cell(artifact) -> str:
@@ -192,6 +202,13 @@ def _card_lines(card) -> list[str]:
     return lines + [""]
 
 
+def _refused_lines(refused) -> list[str]:
+    if not refused:
+        return []
+    from export.refusals import summary
+    return ["", "Refused (not published):", ""] + [f"- {summary(r)}" for r in refused]
+
+
 def manifest_markdown(manifest: dict) -> str:
     """The Markdown summary written beside ``manifest.json``."""
     src = manifest["source"]
@@ -203,14 +220,13 @@ def manifest_markdown(manifest: dict) -> str:
              "| validation |",
              "|---|---|---|---|---|---|---|---|"]
     for a in manifest["artifacts"]:
-        ops = f"opset {a['opset']}" if a["format"] == "onnx" else ", ".join(a.get("ops", []))
-        if a["format"] == "saved_model":
-            ops = "TensorFlow"
+        ops = _ops_cell(a)
         edge = {True: "yes", False: "no", None: "n/a"}[a.get("edge_ready")]
         lines.append(f"| `{a['path']}` | {a['format']} | {a['quantization'] or 'float32'} | "
                      f"{_fmt_size(a['size_bytes'])} | {ops} | {edge} | {_gpu_cell(a)} | "
                      f"{_validation_cell(a['validation'])} |")
     lines += [_micro_line(a) for a in manifest["artifacts"] if a.get("micro")]
+    lines += _refused_lines(manifest.get("refused", ()))
     if manifest["graph_rewrites"]:
         lines += ["", "Graph rewrites for export: "
                   + "; ".join(manifest["graph_rewrites"]) + "."]

@@ -144,10 +144,9 @@ def run_matrix(cases=None, formats=("saved_model", "onnx", "tflite")) -> dict:
 
 
 def matrix_markdown(results: dict, label: str = "activation") -> str:
-    """A Markdown table of :func:`run_matrix` / :func:`run_model_matrix` /
-    :func:`run_micro_matrix` results."""
-    from export.checks import FORMATS
-    formats = sorted({f for r in results.values() for f in r}, key=FORMATS.index)
+    """A Markdown table of :func:`run_matrix` results, or of
+    ``export.matrix_models``' (columns in the order the cells were made)."""
+    formats = list(dict.fromkeys(f for r in results.values() for f in r))
     lines = [f"| {label} | " + " | ".join(formats) + " |",
              "|---|" + "---|" * len(formats)]
     for case in sorted(results):
@@ -155,69 +154,21 @@ def matrix_markdown(results: dict, label: str = "activation") -> str:
         for fmt in formats:
             r = results[case].get(fmt)
             if isinstance(r, dict) and "arena_bytes" in r:
+                agreement = (f", {r['top1_agreement']:.2%} agreement"
+                             if "top1_agreement" in r else "")
                 cells.append(f"ok: flash {r['flash_bytes']:,} B, arena {r['arena_bytes']:,} B"
-                             f" ({', '.join(r['ops'])})")
-            elif isinstance(r, dict):
+                             f"{agreement} ({', '.join(r['ops'])})")
+            elif isinstance(r, dict) and "top1_agreement" in r:
+                from export.validate import agreement_name
+                cells.append(f"{'ok' if r.get('passed', True) else 'FAIL'} "
+                             f"({agreement_name(r)} {r['top1_agreement']:.2%})")
+            elif isinstance(r, dict) and "max_abs_diff" in r:
                 cells.append(f"ok ({r['max_abs_diff']:.1e})")
+            elif r is None:
+                cells.append("")
+            elif isinstance(r, dict) and "note" in r:
+                cells.append(r["note"].splitlines()[0][:240])
             else:
                 cells.append("FAIL: " + str(r).splitlines()[0][:240])
         lines.append(f"| `{case}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def run_model_matrix(pattern: str = "*", formats=("saved_model", "onnx", "tflite")) -> dict:
-    """Export every registered model (default size) to every format.
-
-    Returns:
-        ``{model: {format: {"max_abs_diff", "max_rel_diff"} | "error text"}}``.
-    """
-    import models
-
-    from export.exporter import export_model
-    results = {}
-    for name in models.list_models(pattern):
-        with tempfile.TemporaryDirectory(prefix="export-models-") as work:
-            try:
-                manifest = export_model(models.create_model(name), Path(work) / "out",
-                                        formats=formats)
-            except (ExportError, ValueError) as exc:
-                results[name] = {f: f"{type(exc).__name__}: {exc}" for f in formats}
-                continue
-        results[name] = {a["format"]: {"max_abs_diff": a["validation"]["max_abs_diff"],
-                                       "max_rel_diff": a["validation"]["max_rel_diff"]}
-                         for a in manifest["artifacts"]}
-    return results
-
-
-def run_micro_matrix(pattern: str = "*") -> dict:
-    """Export every registered model (default size, untrained) to tflite_micro.
-
-    Calibration uses uniform [0, 1) inputs of the model's shape: enough to
-    prove conversion and a run in TFLite Micro (the arena measurement runs
-    the model), not a top-1 agreement, which needs a trained model and real
-    data (so validation is off here).
-
-    Returns:
-        ``{model: {"tflite_micro": {"flash_bytes", "arena_bytes", "ops"} | "error text"}}``.
-    """
-    import models
-
-    from export.exporter import export_model
-    results = {}
-    for name in models.list_models(pattern):
-        model = models.create_model(name)
-        inputs = getattr(model, "inputs", None) or []  # none: export names the problem
-        shape = [d if d is not None else 1 for d in (inputs[0].shape[1:] if inputs else [1])]
-        x = np.random.default_rng(0).random([64] + shape, dtype=np.float32)
-        with tempfile.TemporaryDirectory(prefix="export-micro-") as work:
-            try:
-                manifest = export_model(model, Path(work) / "out", formats=["tflite_micro"],
-                                        representative_data=x, validate=False)
-            except (ExportError, ValueError) as exc:
-                results[name] = {"tflite_micro": f"{type(exc).__name__}: {exc}"}
-                continue
-        a = manifest["artifacts"][0]
-        results[name] = {"tflite_micro": {"flash_bytes": a["micro"]["flash_bytes"],
-                                          "arena_bytes": a["micro"]["arena_bytes"],
-                                          "ops": a["ops"]}}
-    return results

@@ -12,7 +12,8 @@ Each writer stores the card's canonical JSON (``models.card.card_json``) under t
   (:mod:`export.micro_sources`), besides the metadata of ``model_micro.tflite``;
 * the manifest: its ``model_card`` field.
 
-:func:`read_card` reads the card back from any artifact, for ``evaluate.py``.
+:func:`read_card` reads the card back from any artifact, for ``evaluate.py``. Which
+writer a format uses is its registry entry's (``export.formats``).
 """
 from __future__ import annotations
 
@@ -23,34 +24,32 @@ from models.card import CARD_ASSET, CARD_KEY, parse_card
 TFLITE_IDENTIFIER = b"TFL3"
 
 
-def embed(path, fmt: str, card_text: str) -> None:
-    """Write the card into the artifact at ``path`` of format ``fmt`` (in place).
-
-    A SavedModel gets its signature when it is written (``export.convert``); this
-    adds its asset file.
-    """
-    path = Path(path)
-    if fmt == "onnx":
-        _embed_onnx(path, card_text)
-    elif fmt in ("tflite", "tflite_micro"):
-        path.write_bytes(tflite_with_metadata(path.read_bytes(), CARD_KEY,
-                                              card_text.encode("utf-8")))
-    elif fmt == "saved_model":
-        (path / "assets").mkdir(exist_ok=True)
-        (path / "assets" / CARD_ASSET).write_text(card_text, encoding="utf-8")
-    else:
-        raise ValueError(f"No metadata writer for format {fmt!r}.")
-
-
-def _embed_onnx(path: Path, card_text: str) -> None:
+def write_onnx_card(path, card_text: str) -> None:
+    """Store the card in the ``.onnx`` file at ``path`` (in place): ``metadata_props``."""
     import onnx
 
+    path = Path(path)
     proto = onnx.load(str(path), load_external_data=False)
     kept = [p for p in proto.metadata_props if p.key != CARD_KEY]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     proto.metadata_props.add(key=CARD_KEY, value=card_text)
     path.write_bytes(proto.SerializeToString())
+
+
+def write_tflite_card(path, card_text: str) -> None:
+    """Store the card in the ``.tflite`` file at ``path`` (in place): a metadata buffer."""
+    path = Path(path)
+    path.write_bytes(tflite_with_metadata(path.read_bytes(), CARD_KEY,
+                                          card_text.encode("utf-8")))
+
+
+def write_saved_model_card(path, card_text: str) -> None:
+    """Store the card in the SavedModel at ``path``: ``assets/model_card.json`` (its
+    ``model_card`` signature is written with it, ``export.convert.to_saved_model``)."""
+    assets = Path(path) / "assets"
+    assets.mkdir(exist_ok=True)
+    (assets / CARD_ASSET).write_text(card_text, encoding="utf-8")
 
 
 def tflite_with_metadata(content: bytes, name: str, data: bytes) -> bytes:

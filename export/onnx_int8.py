@@ -54,13 +54,16 @@ class _Reader:
         return next(self._items, None)
 
 
-def to_onnx_int8(float_onnx: Path, path: Path, representative_data) -> dict:
+def to_onnx_int8(float_onnx: Path, path: Path, representative_data, *,
+                 nodes_to_exclude=None) -> dict:
     """Quantize ``float_onnx`` to a static int8 QDQ model at ``path``.
 
     Args:
         float_onnx: the float ONNX written by :func:`export.convert.to_onnx`.
         path: where to write the int8 model.
         representative_data: float32 ``[N, ...]`` real inputs (calibration).
+        nodes_to_exclude: node names of the pre-processed model (``quant_pre_process``)
+            kept float, as ``quantize_static`` takes them (selective quantization).
 
     Returns:
         The manifest facts: ``opset``, ``ir_version``, ``ops``,
@@ -74,10 +77,10 @@ def to_onnx_int8(float_onnx: Path, path: Path, representative_data) -> dict:
         from onnxruntime.quantization.shape_inference import quant_pre_process
         fused = Path(scratch) / "fused.onnx"
         quant_pre_process(str(float_onnx), str(fused), skip_symbolic_shape=True)
-        return _quantize(fused, Path(path), representative_data)
+        return _quantize(fused, Path(path), representative_data, nodes_to_exclude)
 
 
-def _quantize(float_onnx: Path, path: Path, representative_data) -> dict:
+def _quantize(float_onnx: Path, path: Path, representative_data, nodes_to_exclude=None) -> dict:
     import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -99,6 +102,7 @@ def _quantize(float_onnx: Path, path: Path, representative_data) -> dict:
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8, per_channel=True,
                         calibrate_method=CalibrationMethod.MinMax,
+                        nodes_to_exclude=nodes_to_exclude,
                         extra_options={"TensorQuantOverrides": overrides} if overrides else None)
     except Exception as exc:  # onnxruntime raises plain Exceptions and its own types
         raise ExportError(f"onnxruntime static int8 quantization failed: "

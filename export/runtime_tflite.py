@@ -26,10 +26,17 @@ class TFLiteRunner(Runner):
 
     kind = "tflite"
 
-    def __init__(self, path, num_threads=None, *, xnnpack=True):
+    KERNELS = ("xnnpack", "builtin", "reference")
+
+    def __init__(self, path, num_threads=None, *, kernels="xnnpack"):
         super().__init__(path)
+        if kernels not in self.KERNELS:
+            raise ValueError(f"kernels must be one of {self.KERNELS}; received {kernels!r}")
         self.num_threads = num_threads
-        self.xnnpack = xnnpack  # False: LiteRT's builtin kernels only
+        # "xnnpack": LiteRT's default (the XNNPACK delegate where it applies);
+        # "builtin": its optimized builtin kernels only; "reference": its reference
+        # kernels, the plain fixed-point arithmetic that TFLite Micro also implements.
+        self.kernels = kernels
         self.uses_flex = False
         self.interpreter = self._make_interpreter()
         try:
@@ -62,10 +69,11 @@ class TFLiteRunner(Runner):
         from ai_edge_litert.interpreter import Interpreter
         kwargs = {"model_path": str(self.path),
                   "num_threads": int(self.num_threads or os.cpu_count() or 1)}
-        if not self.xnnpack:
+        if self.kernels != "xnnpack":
             from ai_edge_litert.interpreter import OpResolverType
             kwargs["experimental_op_resolver_type"] = (
-                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                OpResolverType.BUILTIN_REF if self.kernels == "reference"
+                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         self.unavailable = None  # why this artifact cannot run here, if so
         try:
             # "INFO: Created TensorFlow Lite XNNPACK delegate" goes straight to

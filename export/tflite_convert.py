@@ -84,6 +84,12 @@ def _head_nodes(content: bytes) -> list[str]:
     return names
 
 
+def head_nodes(content: bytes) -> list[str]:
+    """The node names :func:`to_tflite` keeps float with ``float_head`` (public for
+    ``export.explain``, which measures the same selective quantization)."""
+    return _head_nodes(content)
+
+
 def _float_head(conv, content, representative) -> tuple[bytes, list[str]]:
     """Re-quantize with the head denylisted (kept float) via LiteRT's
     selective quantization (``QuantizationDebugger``)."""
@@ -104,7 +110,8 @@ def _float_head(conv, content, representative) -> tuple[bytes, list[str]]:
 
 def to_tflite(model, path, *, quantization=None, representative_data=None,
               int8_io=False, allow_flex=False, batch_size=None, saved_model=None,
-              float_head=False, trained_ranges=False) -> dict:
+              float_head=False, trained_ranges=False, int8_fallback=None,
+              decision="argmax") -> dict:
     """Convert with ``tf.lite.TFLiteConverter`` (builtin ops only by default).
 
     Args:
@@ -120,6 +127,10 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
         trained_ranges: with "int8", ``model`` is a frozen quantization-aware
             graph (``export.qat``): the converter takes every range from its
             fake-quant ops, nothing is calibrated, every op is int8.
+        int8_fallback: with "int8" (float I/O), "auto" also keeps the fewest layers
+            float that bring the agreement with Keras on ``representative_data`` to
+            the int8 bound (:mod:`export.explain_fallback`).
+        decision: what the first output decides (the model card's), for the fallback.
         saved_model: an already written SavedModel of ``model`` with the same
             batch size, converted instead of writing a scratch one (tracing
             and writing a SavedModel costs as much as the conversion itself).
@@ -156,16 +167,21 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
             if int8_io:
                 conv.inference_input_type = tf.int8
                 conv.inference_output_type = tf.int8
-        head, ranges = [], []
+        head, ranges, fallback = [], [], None
         try:
             # The converter prints calibration/quantizer lines straight to fd 2;
             # failures still arrive as exceptions carrying the message.
             with silenced_stderr_fd():
                 if quantization == "int8" and trained_ranges:
                     content = conv.convert()
-                elif quantization == "int8" and float_head and not int8_io:
+                elif quantization == "int8" and (float_head or int8_fallback) and not int8_io:
                     content = conv.convert()
-                    content, head = _float_head(conv, content, conv.representative_dataset)
+                    if float_head:
+                        content, head = _float_head(conv, content, conv.representative_dataset)
+                    if int8_fallback:
+                        from export.explain_fallback import keep_float_until_bound
+                        content, head, fallback = keep_float_until_bound(
+                            conv, model, representative_data, decision, head)
                 elif quantization == "int8":  # fully int8: the logits' range matters
                     content, ranges = calibration.full_integer(
                         conv, calibration.calibration_subset(representative_data),
@@ -195,6 +211,8 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
     info["uses_flex"] = bool(info["flex_ops"])
     if quantization == "int8":
         info["float_head"] = head
+        if fallback is not None:
+            info["int8_fallback"] = fallback
         info["calibration_ranges"] = ranges
     info["edge_ready"] = not bad
     return info

@@ -15,20 +15,16 @@ import time
 
 import numpy as np
 
+from export.formats import TOLERANCES
 from models.card import DECISIONS
 
-# (atol, rtol) per quantization. float32: the runtimes reorder float sums, a
-# few ulp. float16 weights: ~2**-11 relative error per weight, accumulated
-# over a layer. Dynamic range: int8 weights per channel and activations
-# quantized on the fly per batch, ~1% of the output range. Measured margins
-# are in docs/export.md.
-TOLERANCES = {None: (1e-5, 1e-5), "float16": (1e-2, 1e-2), "dynamic": (1e-1, 5e-2)}
 INT8_TOP1_BOUND = 0.98
 VALIDATION_BATCHES = (1, 7)
 # Cap on the samples used for int8 agreement: enough for a 0.1% resolution.
 AGREEMENT_SAMPLES = 1000
-# TFLite Micro vs. LiteRT's builtin int8 kernels: at most one output step apart.
-MICRO_MAX_STEPS = 1
+# TFLite Micro vs. LiteRT's builtin int8 kernels: the same decision on this share
+# of the samples (their int8 steps are recorded; see compare_with_litert).
+MICRO_LITERT_AGREEMENT = 0.995
 # How the agreement on each decision of ``models.card.DECISIONS`` is named.
 AGREEMENTS = {
     "argmax": "top-1 agreement",                 # class scores; ART1's categories
@@ -106,7 +102,8 @@ def _structure(name, outputs, refs, batch) -> list[dict]:
 
 
 def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
-                      data=None, seed=0, decision="argmax") -> tuple[dict, list[dict]]:
+                      data=None, seed=0, decision="argmax",
+                      tolerance=None) -> tuple[dict, list[dict]]:
     """Compare ``runner`` with the Keras ``reference`` runner.
 
     Args:
@@ -114,6 +111,9 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
         runner, reference: :class:`export.runtime.Runner` objects.
         quantization: None | "float16" | "dynamic" | "int8".
         atol: overrides the absolute tolerance (float kinds only).
+        tolerance: ``(atol, rtol)`` of the artifact's format
+            (``export.formats.ExportFormat.tolerance``); default the quantization's
+            (``export.formats.TOLERANCES``).
         data: real inputs ``[N, ...]`` (required for int8 agreement).
         decision: what the first output decides (``models.card.DECISIONS``), which an int8
             artifact must agree with Keras on.
@@ -124,7 +124,7 @@ def validate_artifact(name, runner, reference, *, quantization=None, atol=None,
     """
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    default_atol, rtol = TOLERANCES.get(quantization, TOLERANCES[None])
+    default_atol, rtol = tolerance or TOLERANCES.get(quantization, TOLERANCES[None])
     atol = default_atol if atol is None else float(atol)
     result = {"batches": list(VALIDATION_BATCHES), "outputs": []}
     if quantization != "int8":
@@ -185,36 +185,54 @@ def _agreement_inputs(data) -> np.ndarray:
     return x
 
 
-def compare_with_litert(name, runner, path, data, steps) -> tuple[dict, list[dict]]:
-    """TFLite Micro's outputs vs. LiteRT's on the same int8 file, in output steps.
+def compare_with_litert(name, runner, path, data, steps, decision="argmax"
+                        ) -> tuple[dict, list[dict]]:
+    """TFLite Micro's outputs vs. LiteRT's on the same int8 file.
 
-    LiteRT runs its builtin int8 kernels without the XNNPACK delegate: XNNPACK
-    requantizes in float and rounds some logits one step apart, which a
-    softmax then spreads over up to ~10 output steps (exam_mlp), whereas the
-    builtin kernels share TFLite Micro's fixed-point arithmetic.
+    LiteRT runs its builtin int8 kernels without the XNNPACK delegate (XNNPACK
+    requantizes in float). Checked op by op against a numpy reference of the
+    int8 arithmetic (``bench/micro_kernels.py``), neither engine is exact: both
+    requantize in fixed point and land one step off the exact
+    ``round(acc * s_in * s_w / s_out)`` on about 0.1% of FULLY_CONNECTED
+    outputs, mostly the same ones, not always (LiteRT's reference kernels,
+    ``BUILTIN_REF``, are exact, and therefore further from TFLite Micro). Depth,
+    residual ADDs, TANH and the final SOFTMAX spread one step over several (8
+    output steps on a trained residual_mlp, 5 on lenet5, at most 1 on
+    exam_mlp), so a bound in output steps would have to grow with depth. The
+    two engines are instead required to make the same decision (the model
+    card's) on ``MICRO_LITERT_AGREEMENT`` of the samples; the steps are
+    recorded: the worst, and how many samples are 0, 1 and more steps apart.
 
     Args:
         steps: the output scale (one int8 step) of each output.
+        decision: what the first output decides (``models.card.DECISIONS``).
 
     Returns:
-        ``(result, failures)``; ``result`` has ``max_steps``, ``samples``,
-        ``bound`` and ``passed``.
+        ``(result, failures)``; ``result`` has ``max_steps``, ``step_counts``,
+        ``agreement``, ``samples``, ``bound`` and ``passed``.
     """
     from export.runtime_tflite import TFLiteRunner
     x = _agreement_inputs(data)
     ours = runner.run(x)
-    theirs = TFLiteRunner(path, xnnpack=False).run(x)
-    worst = max(float(np.abs(a.astype(np.float64) - b).max() / s)
-                for a, b, s in zip(ours, theirs, steps))
-    result = {"max_steps": round(worst, 3), "samples": int(len(x)), "bound": MICRO_MAX_STEPS,
-              "runtime": "LiteRT builtin int8 kernels (no XNNPACK)"}
-    result["passed"] = worst <= MICRO_MAX_STEPS + 1e-3
+    theirs = TFLiteRunner(path, kernels="builtin").run(x)
+    per_sample = np.max([np.abs(a.astype(np.float64) - b).reshape(len(x), -1).max(axis=1) / s
+                         for a, b, s in zip(ours, theirs, steps)], axis=0)
+    per_sample = np.rint(per_sample).astype(int)
+    same = decide(ours[0], decision) == decide(theirs[0], decision)
+    agreement = float(np.mean(same.reshape(len(x), -1).all(axis=1)))
+    result = {"max_steps": int(per_sample.max()), "samples": int(len(x)),
+              "step_counts": {"0": int((per_sample == 0).sum()), "1": int((per_sample == 1).sum()),
+                              "more": int((per_sample > 1).sum())},
+              "agreement": round(agreement, 6), "bound": MICRO_LITERT_AGREEMENT,
+              "decision": decision, "runtime": "LiteRT builtin int8 kernels (no XNNPACK)"}
+    result["passed"] = agreement >= MICRO_LITERT_AGREEMENT
     if result["passed"]:
         return result, []
     return result, [failure(name, "output_0", "litert",
-                             f"TFLite Micro and LiteRT differ by {worst:.3g} int8 steps on "
-                             f"{len(x)} samples (bound {MICRO_MAX_STEPS})", worst,
-                             MICRO_MAX_STEPS)]
+                             f"TFLite Micro and LiteRT's builtin kernels make the same "
+                             f"decision on {agreement:.2%} of {len(x)} samples (bound "
+                             f"{MICRO_LITERT_AGREEMENT:.1%}; up to {result['max_steps']} int8 "
+                             "steps apart)", agreement, MICRO_LITERT_AGREEMENT)]
 
 
 def _agreement(runner, reference, data, decision="argmax") -> dict:

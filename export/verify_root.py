@@ -141,15 +141,23 @@ def _run(argv, what: str, log) -> None:
                                 f"{lines[-1] if lines else 'no output'}")
 
 
-def _install_tools(install: bool, log) -> None:
+def _check_tools(install: bool) -> None:
+    """Raise, before anything is written, when a missing tool cannot be installed here."""
     missing = missing_tools()
-    if not missing:
-        return
-    if not install or os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if missing and (not install or os.geteuid() != 0 or shutil.which("apt-get") is None):
         raise PrerequisiteError(f"Missing {', '.join(missing)}: install with `apt-get install "
                                 f"{' '.join(missing)}` (Debian/Ubuntu), then retry.")
-    _run(["apt-get", "install", "-y", "-q", *missing], f"apt-get install {' '.join(missing)}",
-         log)
+    if os.geteuid() != 0:
+        raise PrerequisiteError("Building the arm64 root runs debootstrap, which needs "
+                                "root: run `python -m export verify --build-root` as root.")
+
+
+def _install_tools(log) -> None:
+    missing = missing_tools()
+    if missing:  # a fresh machine may have no package lists yet
+        _run(["apt-get", "update", "-q"], "apt-get update", log)
+        _run(["apt-get", "install", "-y", "-q", *missing],
+             f"apt-get install {' '.join(missing)}", log)
 
 
 def _unpack_wheels(wheels: Path, site: Path) -> None:
@@ -171,7 +179,8 @@ def _unpack_wheels(wheels: Path, site: Path) -> None:
 
 
 def build_root(*, install: bool = False, log=print) -> Path:
-    """Build the arm64 root once (a no-op when a current one is cached).
+    """Build the arm64 root once (a no-op when a current one is cached and
+    QEMU is installed).
 
     Args:
         install: apt-get install a missing qemu-user-static / debootstrap
@@ -182,18 +191,21 @@ def build_root(*, install: bool = False, log=print) -> Path:
         The root's path.
 
     Raises:
-        PrerequisiteError: a missing tool, not root, or a failed download.
+        PrerequisiteError: a missing tool, not root, or a failed download; raised
+            before anything is written where the cause is known in advance.
     """
     root = root_dir()
+    if root_is_current(root) and shutil.which(QEMU):  # all that running it needs
+        return root
+    _check_tools(install)
     root.parent.mkdir(parents=True, exist_ok=True)
+    # One builder per machine (pytest-xdist workers, two shells): the others wait
+    # here, then find the root current; apt-get, too, runs only under the lock.
     with open(root.parent / f".{ROOT_NAME}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per machine; the others wait, then reuse
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _install_tools(log)
         if root_is_current(root):
             return root
-        _install_tools(install, log)
-        if os.geteuid() != 0:
-            raise PrerequisiteError("Building the arm64 root runs debootstrap, which needs "
-                                    "root: run `python -m export verify --build-root` as root.")
         tmp = Path(tempfile.mkdtemp(prefix=f".{ROOT_NAME}.build-", dir=root.parent))
         try:
             log(f"building the arm64 root {root}")

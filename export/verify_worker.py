@@ -10,7 +10,8 @@ execution plan, a ``DELEGATE`` node when XNNPACK applied; onnxruntime's
 providers) and the time.
 
 Only numpy, LiteRT and onnxruntime exist in the root: nothing here may import
-TensorFlow or Keras.
+TensorFlow or Keras (``export/__init__.py`` imports the exporter only on
+first use, so importing the runtime modules does not reach it).
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def load_runner(path, engine: str):
         from export.runtime_onnx import OnnxRunner
         return OnnxRunner(path, num_threads=1)
     from export.runtime_tflite import TFLiteRunner
-    return TFLiteRunner(path, num_threads=1, xnnpack=engine == "xnnpack")
+    return TFLiteRunner(path, num_threads=1,
+                        kernels="xnnpack" if engine == "xnnpack" else "builtin")
 
 
 def kernels(runner, engine: str) -> list[str]:

@@ -34,8 +34,6 @@ class Family:
         reference: paper or course section the family comes from.
         validate: optional ``validate(config)`` raising ``ModelConfigError``;
             it may normalise values in place (e.g. a list to a tuple).
-        learning_rule: name of the family's own learning rule (``models.rules``) for
-            networks that do not learn by backpropagation; None for backprop models.
         derive: optional ``derive(config, given)`` run before ``validate``: fills sizes
             that default from each other (e.g. ``units`` from ``input_shape`` and vice
             versa); ``given`` is the set of keys the caller or preset set, so it can tell
@@ -45,6 +43,11 @@ class Family:
             (class scores, ART1's categories), "argmin" (a SOM's best-matching
             unit), "sign" (a bipolar recalled state, every unit) or "bits" (a
             binary state or probabilities, every unit on the same side of 0.5).
+        rule_owner: the class (the model, or the layer of it) that learns by its own
+            rule: its ``learning_rule`` attribute is the one owner of the rule's name,
+            which ``models.learn`` reads from a built or reloaded model and
+            :attr:`learning_rule` reads here without building anything. None for
+            backpropagation models.
     """
     name: str
     defaults: Mapping[str, Any]
@@ -52,9 +55,15 @@ class Family:
     count_params: Callable[[dict], int]
     reference: str
     validate: Callable[[dict], None] | None = None
-    learning_rule: str | None = None
     derive: Callable[[dict, set], None] | None = None
     decision: str = "argmax"
+    rule_owner: type | None = None
+
+    @property
+    def learning_rule(self) -> str | None:
+        """The family's own learning rule (``models.rules``), as its ``rule_owner``
+        names it; None for backpropagation."""
+        return getattr(self.rule_owner, "learning_rule", None)
 
     def variant(self, overrides: Mapping[str, Any], **preset) -> "ModelSpec":
         """Merge ``defaults <- preset <- overrides`` and validate the result.
@@ -105,8 +114,7 @@ class ModelSpec:
 
         return build_card(model, name=self.name or None, family=self.family.name,
                           decision=self.family.decision,
-                          num_classes=self.config.get("num_classes"),
-                          learning_rule=self.family.learning_rule)
+                          num_classes=self.config.get("num_classes"))
 
     def expected_params(self) -> int:
         """Parameter count from the family's closed-form formula (no build)."""

@@ -225,7 +225,7 @@ ART1 = Family(
     reference="Carpenter & Grossberg (1987), CVGIP 37:54-115; Fausett (1994), Fundamentals "
               "of Neural Networks, 5.2",
     validate=_validate,
-    learning_rule="art1",
+    rule_owner=Art1,
 )
 
 

@@ -186,7 +186,7 @@ BAM = Family(
     reference="Kosko (1988), 'Bidirectional associative memories', IEEE Trans. SMC 18(1):49-60",
     derive=lambda cfg, given: _classic.derive_units(cfg, given, "input_units"),
     validate=_validate,
-    learning_rule="bam_hebbian",
+    rule_owner=Bam,
     decision="sign",
 )
 

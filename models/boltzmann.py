@@ -254,7 +254,7 @@ def _family(name, cls, reference):
     return Family(name=name, defaults=dict(_DEFAULTS), build=lambda cfg: cls(**cfg),
                   count_params=lambda cfg: cfg["units"] ** 2 + cfg["units"],
                   reference=reference, derive=_derive, validate=_validate,
-                  learning_rule="boltzmann", decision="bits")
+                  decision="bits", rule_owner=cls)
 
 
 BOLTZMANN = _family("boltzmann", BoltzmannMachine,

@@ -106,7 +106,7 @@ BSB = Family(
               "Golden (1986)",
     derive=lambda cfg, given: _classic.derive_units(cfg, given, "units"),
     validate=_validate,
-    learning_rule="bsb_hebbian",
+    rule_owner=Bsb,
     decision="sign",
 )
 

@@ -130,9 +130,11 @@ def shape_words(shape) -> str | None:
 
 
 def build_card(model, *, name=None, family=None, decision="argmax", num_classes=None,
-               class_names=None, value_range=(0.0, 1.0), preprocessing=None,
-               learning_rule=None) -> dict:
-    """A card for ``model`` from what its builder knows (the registry calls this)."""
+               class_names=None, value_range=(0.0, 1.0), preprocessing=None) -> dict:
+    """A card for ``model`` from what its builder knows (the registry calls this); the
+    learning rule is the one the model's class declares (``models.rules.rule_name``)."""
+    from models.rules import rule_name
+
     classes = None
     if num_classes is not None:
         classes = {"count": int(num_classes),
@@ -140,7 +142,7 @@ def build_card(model, *, name=None, family=None, decision="argmax", num_classes=
     card = {"card_version": CARD_VERSION, "name": name, "family": family, "decision": decision,
             "classes": classes,
             "input": _input(model, list(value_range) if value_range else None, preprocessing),
-            "learning_rule": learning_rule or getattr(model, "learning_rule", None),
+            "learning_rule": rule_name(model),
             "hooks": _hooks(model), "dataset": None, "assumed": None}
     return check_card(card, model)
 
@@ -178,9 +180,10 @@ def head_activation(model) -> str | None:
     return safe(lambda: activation_of(history[0], consumers_of(model)))
 
 
-def attach_card(model, card: dict) -> dict:
-    """Give ``model`` this card (checked against it); ``model.save`` will store it."""
-    card = check_card(dict(card), model)
+def attach_card(model, card: dict, *, where: str = "the model card") -> dict:
+    """Give ``model`` this card (checked against it; ``where`` names the card in the
+    error); ``model.save`` will store it."""
+    card = check_card(dict(card), model, where=where)
     object.__setattr__(model, _ATTR, card)
 
     def save_assets(dir_path):  # Keras' saver calls this on the model it saves

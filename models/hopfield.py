@@ -136,7 +136,7 @@ HOPFIELD = Family(
               "Sompolinsky (1985)",
     derive=lambda cfg, given: _classic.derive_units(cfg, given, "units"),
     validate=_validate,
-    learning_rule="hebbian",
+    rule_owner=Hopfield,
     decision="sign",
 )
 

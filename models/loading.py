@@ -195,7 +195,7 @@ def load_model(path: str | os.PathLike, compile: bool = True,
         raise ModelLoadError(f"'{path}' holds a {type(model).__name__}, not a keras.Model.")
     card = read_card(path)
     if card is not None:
-        attach_card(model, card)
+        attach_card(model, card, where=f"'{path}' ({CARD_MEMBER})")
     return model
 
 

@@ -169,7 +169,7 @@ LVQ = Family(
                               * _layers.features(cfg["input_shape"])),
     reference="Kohonen (1990), Proc. IEEE 78(9):1464-1480 (LVQ1); LVQ_PAK (1996)",
     validate=lambda cfg: _layers.positive_int(cfg, "prototypes_per_class"),
-    learning_rule="lvq1",
+    rule_owner=Lvq,
 )
 
 

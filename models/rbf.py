@@ -114,7 +114,7 @@ RBF_NETWORK = Family(
     validate=_validate,
     reference="Broomhead & Lowe (1988), Complex Systems 2:321; Moody & Darken (1989), "
               "Neural Computation 1(2):281",
-    learning_rule="rbf_kmeans",
+    rule_owner=RadialBasis,
 )
 
 

@@ -177,7 +177,7 @@ RBM = Family(
               "contrastive divergence', Neural Computation 14(8), 2002",
     derive=lambda cfg, given: _classic.derive_units(cfg, given, "visible_units"),
     validate=lambda cfg: _layers.positive_int(cfg, "hidden_units"),
-    learning_rule="contrastive_divergence",
+    rule_owner=Rbm,
     decision="bits",
 )
 

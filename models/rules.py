@@ -3,8 +3,9 @@
 The course's classic networks (Hopfield, BAM, BSB, ART1, SOM, LVQ, RBM,
 Boltzmann and Cauchy machines, RBF) are ordinary Keras models whose call is
 recall or inference. Only how they learn differs. Each such model names its
-rule in the class attribute ``learning_rule`` (a string), its registry
-``Family`` names the same rule, and the rule itself is registered here with
+rule in the class attribute ``learning_rule`` (a string), the one owner of that name:
+the registry ``Family`` reads it from its ``rule_owner`` class, the model card from
+the model (:func:`rule_name`). The rule itself is registered here with
 ``@register_rule`` (this module). ``learn`` finds the rule from the model, so a reloaded
 ``.keras`` file learns exactly like a freshly created one.
 
@@ -111,14 +112,21 @@ def get_rule(name: str) -> LearningRule:
                                 f"Registered: {', '.join(sorted(_RULES)) or 'none'}.") from None
 
 
-def rule_of(model) -> LearningRule | None:
-    """The learning rule a model (or one of its layers) names; None for backprop models."""
+def rule_name(model) -> str | None:
+    """The name of the rule a model's class (or one of its layers' classes) declares in
+    ``learning_rule``, the one owner of it; None for backprop models."""
     name = getattr(model, "learning_rule", None)
     if name is None:
         for layer in getattr(model, "layers", []):
             name = getattr(layer, "learning_rule", None)
             if name is not None:
                 break
+    return name
+
+
+def rule_of(model) -> LearningRule | None:
+    """The learning rule a model (or one of its layers) names; None for backprop models."""
+    name = rule_name(model)
     return None if name is None else get_rule(name)
 
 

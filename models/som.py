@@ -201,7 +201,7 @@ SOM = Family(
     count_params=lambda cfg: cfg["grid"][0] * cfg["grid"][1] * _layers.features(cfg["input_shape"]),
     reference="Kohonen (1982), Biological Cybernetics 43:59-69; Kohonen (1990), Proc. IEEE 78(9)",
     validate=_validate,
-    learning_rule="som",
+    rule_owner=Som,
     decision="argmin",
 )
 

@@ -48,6 +48,35 @@ def run_cli(*args, cwd=ROOT, timeout=300):
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_main(*args, cwd=ROOT):
+    """``evaluate.py ARGS`` in this process, through the same ``run_cli`` as the script.
+
+    For the bad-input cases: the exit status and the Python-level stdout and
+    stderr are the script's, without paying a fresh interpreter and TensorFlow
+    import per case (artifacts still run in their isolated child). The
+    subprocess form, :func:`run_cli`, stays for what only a fresh process
+    shows (native start-up lines on fd 2).
+    """
+    import contextlib
+    import importlib.util
+    import io
+
+    from utils.cli import run_cli as run
+    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "evaluate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run(script.main, [str(a) for a in args], prog="evaluate.py")
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(["evaluate.py", *map(str, args)], code,
+                                       out.getvalue(), err.getvalue())
+
+
 def train_and_export(directory: Path, *, epochs: int = 3, seed: int = 0):
     """Train exam_mlp (10 classes) briefly on digits, save it and export every kind.
 

@@ -117,16 +117,16 @@ def test_help_still_exits_0_and_documents_the_exit_statuses(capsys):
 
 
 def test_a_bug_in_an_isolated_child_is_an_internal_error(capsys):
-    # A genuine KeyError in our child-side code (a payload without "path"), across
-    # the process boundary: a bug, not "error: path" with exit 2 as it used to be.
+    # A genuine KeyError in our child-side code (an empty payload), across the
+    # process boundary: a bug, not "error: <key>" with exit 2 as it used to be.
     from evaluation.isolation import ChildError, call_isolated
 
     def main(argv):
         call_isolated("evaluation.execute:run_artifact", {}, what="Artifact 'x'")
 
-    with pytest.raises(ChildError, match=r"KeyError: path[\s\S]*Traceback"):
+    with pytest.raises(ChildError, match=r"KeyError: (inputs|path)[\s\S]*Traceback"):
         main([])
     assert run_cli(main, [], prog="evaluate.py") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
-        "evaluate.py: internal error: ChildError: Artifact 'x' failed with KeyError: path"), err
+        "evaluate.py: internal error: ChildError: Artifact 'x' failed with KeyError: "), err

@@ -96,6 +96,35 @@ def test_order_is_a_global_permutation(converted):
     assert len(set(np.searchsorted([149, 299], order[:32], side="right"))) == 3
 
 
+def test_scattered_reads_map_one_window_at_a_time(converted, monkeypatch):
+    """Records read in any order (repeats included) are the shards' bytes, and no read
+    maps more than a window of a shard at once: what keeps the resident memory of
+    training reads independent of the dataset's size."""
+    import mmap
+
+    import data
+    from data import _stream
+
+    meta = json.loads((converted / "metadata.json").read_text())
+    record = 4 + 32 * 32
+    raw = np.concatenate([np.fromfile(converted / s["file"], np.uint8).reshape(-1, record)
+                          for s in meta["splits"]["train"]["shards"]])
+    want_y, want_x = raw[:, :4].copy().view("<i4")[:, 0], raw[:, 4:].reshape(-1, 32, 32, 1)
+    lengths = []
+    real_mmap = mmap.mmap
+
+    def recording_mmap(fileno, length, *args, **kwargs):
+        lengths.append(length)
+        return real_mmap(fileno, length, *args, **kwargs)
+
+    monkeypatch.setattr(_stream, "WINDOW_BYTES", 10 * record)
+    monkeypatch.setattr(_stream.mmap, "mmap", recording_mmap)
+    rows = np.concatenate([np.random.default_rng(0).permutation(448), [447, 0, 0, 150]])
+    x, y = data.load_dataset(converted).read_uint8("train", rows)
+    assert np.array_equal(x, want_x[rows]) and np.array_equal(y, want_y[rows])
+    assert len(lengths) >= 448 // 10 and max(lengths) <= 11 * record + mmap.ALLOCATIONGRANULARITY
+
+
 @pytest.mark.slow
 def test_training_streamed_equals_in_memory(npz, converted, tmp_path):
     from training import train
@@ -218,3 +247,21 @@ def test_full_disk_keeps_the_earlier_dataset(converted, npz, tmp_path, monkeypat
     assert info.value.errno == errno.ENOSPC
     assert sorted((p.name, p.read_bytes()) for p in target.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temp directory left
+
+
+def test_streamed_images_read_as_the_arrays(npz, converted):
+    """bundle.images(split, rows): a view whose every index reads the in-memory values."""
+    import data
+
+    mem, disk = data.load_dataset(npz), data.load_dataset(converted)
+    x, y = mem.as_numpy("test")
+    view = disk.images("test")
+    assert isinstance(view, data.StreamedImages) and view.shape == x.shape and len(view) == 128
+    rows = np.array([5, 0, 127, 5])
+    for key in (slice(None), slice(10, 30), slice(120, 500), rows, 7):
+        assert np.array_equal(view[key], x[key])
+    assert np.array_equal(disk.labels("test"), y) and np.array_equal(disk.labels("test", rows), y[rows])
+    sub = disk.images("test", slice(2, 60, 3)).take([4, 1])
+    again = data.StreamedImages.from_spec(json.loads(json.dumps(sub.spec())))
+    assert np.array_equal(np.asarray(again), x[2:60:3][[4, 1]])
+    assert np.array_equal(again.labels(), y[2:60:3][[4, 1]])

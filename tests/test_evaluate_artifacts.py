@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
 
-from tests._evaluate_helpers import crashing_tflite, run_cli, train_and_export
+from tests._evaluate_helpers import crashing_tflite, run_cli, run_main, train_and_export
 
 pytestmark = pytest.mark.slow
 
@@ -138,12 +138,12 @@ def _one_error_line(out, *fragments):
 
 
 def test_missing_artifact(tmp_path):
-    _one_error_line(run_cli(tmp_path / "nope.tflite"), "Artifact not found", "nope.tflite")
+    _one_error_line(run_main(tmp_path / "nope.tflite"), "Artifact not found", "nope.tflite")
 
 
 def test_unknown_dataset(exported):
     _, export_dir, _ = exported
-    _one_error_line(run_cli(export_dir / "model.onnx", "--dataset", "digitz"),
+    _one_error_line(run_main(export_dir / "model.onnx", "--dataset", "digitz"),
                     "digitz", "digits")
 
 
@@ -151,7 +151,7 @@ def test_crafted_tflite_that_crashes_the_runtime(exported, tmp_path):
     # LiteRT dies with SIGSEGV on this file; evaluate.py must not.
     _, export_dir, manifest = exported
     bad = crashing_tflite(export_dir / _entry(manifest, "tflite")["path"], tmp_path / "evil.tflite")
-    _one_error_line(run_cli(bad, "--dataset", "digits"),
+    _one_error_line(run_main(bad, "--dataset", "digits"),
                     "Artifact '", "evil.tflite' crashed its runtime (SIGSEGV, signal 11)",
                     "not a valid TFLite flatbuffer")
 
@@ -165,7 +165,7 @@ def test_bit_flip_in_the_weights_of_an_export_is_caught_by_its_manifest(exported
     data = bytearray(tflite.read_bytes())
     data[len(data) // 2] ^= 0x01
     tflite.write_bytes(bytes(data))
-    _one_error_line(run_cli(copy, "--limit", "10"), str(tflite),
+    _one_error_line(run_main(copy, "--limit", "10"), str(tflite),
                     "does not match its export manifest: sha256")
 
 
@@ -176,14 +176,14 @@ def test_truncated_file(exported, tmp_path, fmt, expected):
     data = (export_dir / _entry(manifest, fmt)["path"]).read_bytes()
     bad = tmp_path / f"truncated.{fmt}"
     bad.write_bytes(data[: len(data) // 3])
-    _one_error_line(run_cli(bad), f"truncated.{fmt}", expected)
+    _one_error_line(run_main(bad), f"truncated.{fmt}", expected)
 
 
 def test_tflite_without_its_identifier(exported, tmp_path):
     _, export_dir, manifest = exported
     bad = tmp_path / "header.tflite"
     bad.write_bytes(b"\0" * 64)
-    _one_error_line(run_cli(bad), "header.tflite", "TFL3")
+    _one_error_line(run_main(bad), "header.tflite", "TFL3")
 
 
 @pytest.mark.parametrize("offset", [0, 1, 2])
@@ -196,7 +196,7 @@ def test_bit_flipped_tflite(exported, tmp_path, offset):
     data[offset] ^= 0x80
     bad = tmp_path / f"flipped{offset}.tflite"
     bad.write_bytes(bytes(data))
-    _one_error_line(run_cli(bad), f"flipped{offset}.tflite")
+    _one_error_line(run_main(bad), f"flipped{offset}.tflite")
 
 
 def test_corrupted_saved_model(exported, tmp_path):
@@ -207,7 +207,7 @@ def test_corrupted_saved_model(exported, tmp_path):
     for i in range(0, len(pb), 64):
         pb[i] ^= 0xFF
     (bad / "saved_model.pb").write_bytes(bytes(pb))
-    _one_error_line(run_cli(bad), str(bad), "SavedModel")
+    _one_error_line(run_main(bad), str(bad), "SavedModel")
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,7 @@ def lambda_keras(tmp_path_factory):
 
 
 def test_keras_with_lambda_is_refused(lambda_keras):
-    _one_error_line(run_cli(lambda_keras, "--quiet"), "Lambda layer", "--unsafe")
+    _one_error_line(run_main(lambda_keras, "--quiet"), "Lambda layer", "--unsafe")
 
 
 def test_keras_with_lambda_runs_with_unsafe(lambda_keras):
@@ -249,5 +249,5 @@ def small_input_artifacts(tmp_path_factory):
 
 @pytest.mark.parametrize("which", [0, 1], ids=["keras", "tflite"])
 def test_input_shape_mismatch_names_both_shapes(small_input_artifacts, which):
-    _one_error_line(run_cli(small_input_artifacts[which], "--dataset", "digits"),
+    _one_error_line(run_main(small_input_artifacts[which], "--dataset", "digits"),
                     "(None, 28, 28, 1)", "(None, 32, 32, 1)")

@@ -27,7 +27,7 @@ def test_builders_are_every_model_function_of_keras_applications():
 @pytest.mark.slow
 def test_smallest_builder_row_matches_onnxruntime(tmp_path):
     from export import apps_matrix
-    from export.validate import TOLERANCES
+    from export.formats import TOLERANCES
     row = apps_matrix.run_application({"builder": "MobileNetV3Small", "columns": ["onnx"],
                                        "keep": str(tmp_path)})
     assert row["input_size"] == 32 and row["params"] > 1_000_000

@@ -157,11 +157,12 @@ def test_a_plain_model_is_judged_by_what_its_head_says(digits, tmp_path, head, d
 
 @pytest.mark.parametrize("edit, message", [
     (lambda c: dict(c, classes={"count": 10, "names": None}),
-     r"says 10 classes, but the model outputs 1000 scores"),
+     r"bad\.keras' \(assets/model_card\.json\) says 10 classes, but the model outputs 1000"),
     (lambda c: dict(c, decision="vote"), r"names the decision 'vote'; use one of argmax"),
 ])
 def test_a_card_that_does_not_fit_its_model_is_one_line_and_exit_2(tmp_path, capsys, edit,
                                                                   message):
+    from evaluate import main as evaluate_main
     from export.__main__ import PROG, main
 
     models.create_model("exam_mlp").save(tmp_path / "m.keras")
@@ -172,20 +173,45 @@ def test_a_card_that_does_not_fit_its_model_is_one_line_and_exit_2(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and re.search(message, err), err
     assert not out.exists()
-
-
-def test_a_corrupt_card_in_a_tflite_given_to_evaluate_is_exit_2(tmp_path, capsys):
-    import tensorflow as tf
-
-    from evaluate import main
-    from export import metadata
-
-    fn = tf.function(lambda x: {"y": tf.nn.softmax(x)},
-                     input_signature=[tf.TensorSpec([None, 32, 32, 1], tf.float32)])
-    content = tf.lite.TFLiteConverter.from_concrete_functions(
-        [fn.get_concrete_function()], fn).convert()
-    bad = tmp_path / "bad.tflite"
-    bad.write_bytes(metadata.tflite_with_metadata(content, CARD_KEY, b"\xff{not json"))
-    assert run_cli(main, [str(bad), "--dataset", "digits"], "evaluate.py") == 2
+    results = tmp_path / "results.json"
+    argv = [str(tmp_path / "bad.keras"), "--quiet", "--limit", "50", "--json", str(results)]
+    assert run_cli(evaluate_main, argv, "evaluate.py") == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "is not valid JSON" in err, err
+    assert len(err.splitlines()) == 1 and err.startswith("evaluate.py: error: ") and \
+        re.search(message, err), err
+    assert not results.exists()
+
+
+@pytest.fixture(scope="module")
+def trained_tflite(digits, tmp_path_factory):
+    """A user's softmax model trained briefly on the digits, exported to TFLite."""
+    import export
+
+    model = _user_model(digits, "softmax")
+    out = tmp_path_factory.mktemp("trained") / "out"
+    manifest = export.export_model(model, out, formats=("tflite",))
+    return out / manifest["artifacts"][0]["path"], card_json(models.model_card(model))
+
+
+@pytest.mark.slow
+def test_corrupt_card_bytes_inside_a_tflite_are_exit_2_in_evaluate(trained_tflite, digits,
+                                                                  tmp_path, capsys):
+    from evaluate import main
+
+    path, text = trained_tflite
+    content = path.read_bytes()
+    at, end = content.find(text.encode()), content.find(text.encode()) + len(text.encode())
+    assert at > 0 and content.count(text.encode()) == 1       # the card's buffer, as written
+    bad = tmp_path / "model.tflite"
+    # Every byte of the card flipped in place: the flatbuffer's offsets and the weights
+    # are intact, so LiteRT still loads it and computes the same function.
+    bad.write_bytes(content[:at] + bytes(b ^ 0x5A for b in content[at:end]) + content[end:])
+    x = digits[1][0][:32]
+    np.testing.assert_array_equal(_litert(bad, x), _litert(path, x))
+    results = tmp_path / "results.json"
+    argv = [str(bad), "--quiet", "--limit", "50", "--json", str(results)]
+    assert run_cli(main, argv, "evaluate.py") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"'{bad}' (metadata {CARD_KEY}) is not valid JSON" in err, err
+    assert not results.exists()

@@ -105,7 +105,7 @@ def class_means():
     rules.register_rule(NAME, supervised=True, reference="test only", default_epochs=2)(_fit)
     family = _registry.Family(NAME, {"input_shape": (32, 32, 1), "num_classes": 10}, _build,
                               lambda c: c["num_classes"] * math.prod(c["input_shape"]),
-                              "test only", learning_rule=NAME)
+                              "test only", rule_owner=ClassMeans)
 
     def test_class_means(**overrides):
         """Toy rule model: one prototype per class."""

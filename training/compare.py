@@ -94,7 +94,8 @@ def run_comparison(config: TrainConfig, runs: list[tuple[str, TrainConfig]], *, 
     log = log or print
     out = Path(config.out)
     bundle = data.load_dataset(config.dataset, batch_size=config.batch_size, seed=config.seed,
-                               validation_fraction=config.validation_fraction, limit=config.limit)
+                               validation_fraction=config.validation_fraction, limit=config.limit,
+                               image_size=config.image_size, channels=config.channels)
     rows, full = [], []
     for label, sub in runs:
         sub = dataclasses.replace(sub, out=str(out / label), track_gradients=True, export=False)

@@ -63,6 +63,10 @@ class TrainConfig:
         jit_compile: XLA-compile the training step (single-replica only).
         limit: use at most this many examples per source pool (quick runs, tests).
         validation_fraction: passed to ``data.load_dataset``.
+        image_size: ``[H, W]`` the images are resized to (``data.load_dataset``'s
+            ``image_size``; an int or "H,W" is accepted); None: 32x32, or a
+            converted dataset's stored size.
+        channels: 1 (gray) or 3 (colour); None: gray, or a converted dataset's own.
         model_overrides: keyword overrides for ``models.create_model`` (``--model-arg``,
             e.g. ``{"dropout": 0.2}``); the model's builder validates them.
         rule_args: parameters of a model's own learning rule (``--rule-arg``)
@@ -100,6 +104,8 @@ class TrainConfig:
     jit_compile: bool = True
     limit: int | None = None
     validation_fraction: float = 0.1
+    image_size: Any = None
+    channels: int | None = None
     model_overrides: dict = dataclasses.field(default_factory=dict)
     rule_args: dict = dataclasses.field(default_factory=dict)
     quiet: bool = False
@@ -110,8 +116,13 @@ class TrainConfig:
     save_freq: int | None = None
 
     def __post_init__(self):
+        from data._shape import channels_arg, image_size_arg
+
         if self.out is None:
             self.out = str(Path("runs") / self.model.replace("/", "_"))
+        size = image_size_arg(self.image_size)  # a list: what config.json reads back
+        self.image_size = None if size is None else list(size)
+        self.channels = channels_arg(self.channels)
         self.validate()
 
     def validate(self) -> None:

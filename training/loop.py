@@ -97,7 +97,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             bundle = data.load_dataset(config.dataset, batch_size=config.batch_size or 64,
                                        seed=config.seed,
                                        validation_fraction=config.validation_fraction,
-                                       limit=config.limit)
+                                       limit=config.limit, image_size=config.image_size,
+                                       channels=config.channels)
         if rule is not None:
             result = train_rule(config, run, bundle, rule, log, callbacks)
         else:
@@ -286,7 +287,8 @@ def _finish(config, run, bundle, model, steps, early, result, log) -> None:
             f"(best val_loss {early.best:.4f})")
     result.test_loss, result.test_accuracy = steps.evaluate(bundle.pipeline("test", 1024))
     result.test_metrics = {"loss": result.test_loss, "accuracy": result.test_accuracy}
-    result.dead_fraction = dead_unit_fraction(model, bundle.head("val", DEAD_UNIT_EXAMPLES)[0])
+    result.dead_fraction = dead_unit_fraction(model,
+                                              bundle.images("val", slice(DEAD_UNIT_EXAMPLES)))
     outputs.write_final(config, run.path, model, result, bundle)
     if config.export:
         outputs.export_run(run.path, bundle, result.paths, log)

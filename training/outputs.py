@@ -158,8 +158,10 @@ def export_run(run_dir: Path, bundle, paths: dict, log) -> None:
     into ``run_dir/export``.
 
     The int8 files are calibrated on training images and their top-1
-    agreement is measured on held-out test images; a weakly trained model
-    whose int8 files miss the agreement bound still ships its float32 artifacts.
+    agreement is measured on held-out test images. As with ``python -m export``,
+    an artifact that fails its validation (a weakly trained model's int8 file
+    below the agreement bound) is left out and logged with its figure and fix,
+    and the validated ones are published (``export.errors.PartialExportError``).
     A model whose card says its output is not class scores (Hopfield's
     recalled state, a SOM's distances, an RBM's p(h|v)) gets float32 artifacts
     only by default: its int8 file would be validated by what its output
@@ -171,36 +173,33 @@ def export_run(run_dir: Path, bundle, paths: dict, log) -> None:
     from models.card import is_classifier
     from models.loading import read_card
 
-    x_train, _ = bundle.as_numpy("train")
-    x_test, _ = bundle.as_numpy("test")
-    kwargs = dict(representative_data=x_train[:1000], validation_data=x_test)
+    # Calibration reads only its 1,000 training images; the validation takes the test split.
+    kwargs = dict(representative_data=bundle.head("train", 1000)[0],
+                  validation_data=bundle.as_numpy("test")[0])
     card = read_card(run_dir / "model.keras")  # write_final stored it
     if card is not None and not is_classifier(card):
         log("--export: float32 artifacts only: the model's output is not class scores "
             "(python -m export --quantize int8 makes an int8 file on request)")
-        manifest = export.export_model(run_dir / "model.keras", run_dir / "export", **kwargs)
-        _log_manifest(manifest, paths, run_dir, log)
-        return
+    else:
+        kwargs["quantize"] = (None, "int8")
     try:
-        manifest = export.export_model(run_dir / "model.keras", run_dir / "export",
-                                       quantize=(None, "int8"), **kwargs)
-    except export.ValidationError as exc:
-        # Near-tied classes that int8 rounding flips: only the int8 file is left out.
-        if not all(f["artifact"].endswith(("_int8.tflite", "_int8.onnx"))
-                   for f in exc.failures):
-            raise
-        log(f"--export: int8 TFLite left out, with the int8 ONNX: validation failed ({exc}); "
-            f"float32 artifacts follow.")
         manifest = export.export_model(run_dir / "model.keras", run_dir / "export", **kwargs)
+    except export.PartialExportError as exc:
+        # As python -m export does: the validated artifacts are published, the refused
+        # ones (near-tied classes that int8 rounding flips, most often) are listed.
+        manifest = exc.manifest
     _log_manifest(manifest, paths, run_dir, log)
 
 
 def _log_manifest(manifest: dict, paths: dict, run_dir: Path, log) -> None:
+    from export.refusals import summary
     paths["export"] = run_dir / "export"
     for art in manifest.get("artifacts", []):
         log(f"  export: {art['format']:<11} {art.get('quantization') or 'float32':<8} "
             f"{art['path']:<18} {art.get('size_bytes', 0):>9,} bytes  "
             f"{_validation_summary(art.get('validation'))}")
+    for entry in manifest.get("refused", []):
+        log(f"  export: left out {summary(entry)}")
 
 
 def _validation_summary(val) -> str:

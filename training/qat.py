@@ -265,7 +265,7 @@ def enter_qat(config, model, bundle, strategy, *, calibrate: bool):
     ``calibrate``: start the ranges at the min/max of the first training images
     (False when a checkpoint restores them).
     """
-    sample = bundle.as_numpy("train")[0][:RANGE_SAMPLES] if calibrate else None
+    sample = bundle.head("train", RANGE_SAMPLES)[0] if calibrate else None
     with strategy.scope():
         qat = quantize_aware(model, sample=sample)
         optimizer = qat_optimizer(config, bundle.steps_per_epoch(config.batch_size))

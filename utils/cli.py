@@ -24,6 +24,9 @@ from typing import Callable, Sequence
 from utils.errors import UsageError, ZooError
 
 BAD_INPUT_EXIT, INTERNAL_ERROR_EXIT = 2, 1
+# A command that published part of what it was asked for (``python -m export``: the
+# validated artifacts, the refused ones listed in the manifest): a script must notice.
+PARTIAL_EXIT = 3
 DEBUG_ENV = "ZOO_DEBUG"
 
 # OSError subclasses and errno values that are about a path the user gave (or the
@@ -142,7 +145,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None],
     """
     prog = prog or os.path.basename(sys.argv[0])
     quiet_tensorflow()
-    import utils.tf_quiet  # noqa: F401  (TensorFlow's own start-up lines bypass its log level)
+    import utils.tf_quiet  # noqa: F401  (TensorFlow's start-up lines bypass its log level; imported when needed)
     try:
         return int(main(argv) or 0)
     except KeyboardInterrupt:
