@@ -308,8 +308,10 @@ def run_applications_matrix(pattern: str = "*", work_dir=WORK_DIR, columns=None,
                                 what=f"the {name} export", timeout=timeout)
         except (ChildCrashError, ChildError, ZooError) as exc:  # that model's row only
             line = f"{type(exc).__name__}: " + " ".join(str(exc).split("\n")[0].split())
+            # A crash or a bug of ours is not a refusal of the model.
+            status = "crashed" if isinstance(exc, (ChildCrashError, ChildError)) else "refused"
             row = {"builder": name, "input_size": None, "size_note": "", "params": None,
-                   "formats": {c: {"status": "refused", "reason": line}
+                   "formats": {c: {"status": status, "reason": line}
                                for c in (columns or [c for c, _, _ in COLUMNS])}}
         row["wall_seconds"] = round(time.perf_counter() - start, 1)
         atomic_write_json(cached, row, indent=1)

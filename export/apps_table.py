@@ -15,7 +15,7 @@ def _cell(cell: dict) -> str:
     if cell["status"] == "validated":
         return (f"validated {cell['max_abs_diff']:.0e}, {cell['seconds']:.1f} s, "
                 f"{cell['size_bytes'] / 2**20:.1f} MiB")
-    return "refused: " + cell["reason"].replace("|", "/")[:300]
+    return f"{cell['status']}: " + cell["reason"].replace("|", "/")[:300]
 
 
 def applications_markdown(rows: dict, builders=()) -> str:
