@@ -46,9 +46,9 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=3, help="timed runs of each side (median)")
     p.add_argument("--profile", default=None, help="write a cProfile of one run of ours here")
     args = p.parse_args(argv)
-    from export import apps_matrix
+    from export import apps_builders
     from utils.tf_quiet import silenced_stderr_fd
-    model, _, _, x = apps_matrix.build_application(BUILDER, SIZE)
+    model, _, _, x = apps_builders.build_application(BUILDER, SIZE)
     times = {"ours": [], "alone": []}
     with tempfile.TemporaryDirectory(prefix="bench-apps-") as scratch:
         def timed(side, i):

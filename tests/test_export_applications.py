@@ -13,20 +13,20 @@ from tests._export_helpers import keras_outputs, run_raw
 def test_builders_are_every_model_function_of_keras_applications():
     import keras
 
-    from export import apps_matrix
+    from export import apps_builders
     # Reference: every public function of keras.applications that returns a Model
     # is documented by its module with a preprocess_input beside it.
     expected = {n for n, f in vars(keras.applications).items()
                 if inspect.isfunction(f) and n[0].isupper()}
-    assert set(apps_matrix.application_builders()) == expected
+    assert set(apps_builders.application_builders()) == expected
     assert len(expected) >= 40 and "MobileNetV3Small" in expected
-    assert list(apps_matrix.application_builders("MobileNetV3*")) == [
+    assert list(apps_builders.application_builders("MobileNetV3*")) == [
         "MobileNetV3Large", "MobileNetV3Small"]
 
 
 @pytest.mark.slow
 def test_smallest_builder_row_matches_onnxruntime(tmp_path):
-    from export import apps_matrix
+    from export import apps_builders, apps_matrix
     from export.formats import TOLERANCES
     row = apps_matrix.run_application({"builder": "MobileNetV3Small", "columns": ["onnx"],
                                        "keep": str(tmp_path)})
@@ -35,7 +35,7 @@ def test_smallest_builder_row_matches_onnxruntime(tmp_path):
     assert cell["status"] == "validated", cell
     assert cell["size_bytes"] == (tmp_path / "all" / "model.onnx").stat().st_size
     # The same build (fixed seed), run here through onnxruntime's own API.
-    model, _, _, x = apps_matrix.build_application("MobileNetV3Small")
+    model, _, _, x = apps_builders.build_application("MobileNetV3Small")
     diffs = []
     for batch in (1, 7):
         ref = keras_outputs(model, x[:batch])[0]
