@@ -130,9 +130,23 @@ def main(argv=None) -> int:
                        help="with --models/--micro: default-size untrained models, uniform "
                        "calibration (a conversion check; the default trains each briefly "
                        "on the digits first, as train.py does)")
+        p.add_argument("--applications", action="store_true", help="every keras.applications "
+                       "builder (no weights, smallest input; --pattern over builder names)")
+        p.add_argument("--work-dir", default=None, help="--applications: one JSON per "
+                       "builder, reused on a rerun, so a killed run resumes (default "
+                       "runs/apps_matrix)")
+        p.add_argument("--docs", default=None, metavar="FILE.md", help="--applications: "
+                       "also regenerate the table between the apps-matrix markers of FILE.md")
+        p.add_argument("--no-run", dest="run", action="store_false", help="--applications: "
+                       "only the rows already in --work-dir (the others show as not run)")
         args = p.parse_args(argv[1:])
         from export import matrix, matrix_models
-        if args.micro:
+        if args.applications:
+            from export import apps_matrix, apps_table
+            table = apps_table.applications_table(
+                args.pattern, args.work_dir or apps_matrix.WORK_DIR, docs=args.docs, run=args.run,
+                log=lambda line: print(line, file=sys.stderr))
+        elif args.micro:
             table = matrix.matrix_markdown(matrix_models.run_micro_matrix(
                 args.pattern, trained=not args.untrained), "model")
         elif args.models:

@@ -56,7 +56,7 @@ def to_onnx(model, path, opset: int) -> dict:
     """
     import onnx
 
-    from export import onnx_ops
+    from export import onnx_ops, op_origin
 
     model, rewrites = graph_convolutions(model)
     serve, specs = serving_function(model)
@@ -69,9 +69,8 @@ def to_onnx(model, path, opset: int) -> dict:
     bad = onnx_ops.unknown_ops(proto)
     if bad:
         raise UnsupportedOpsError(
-            f"ONNX conversion left non-ONNX op(s) {', '.join(bad)} in the graph "
-            "(tf2onnx has no handler for them). Add a handler in export/onnx_ops.py "
-            "or use a different layer.", bad)
+            f"tf2onnx (opset {opset}) has no ONNX conversion for TF op "
+            f"{op_origin.describe(op_origin.onnx_unknown_nodes(proto), model)}.", bad)
     info = write_checked_onnx(proto, path, "the converted model")
     return dict(info, graph_rewrites=rewrites) if rewrites else info
 

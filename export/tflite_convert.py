@@ -11,7 +11,7 @@ from pathlib import Path
 
 from utils.tf_quiet import silenced_stderr_fd  # before keras: silences TF's start-up lines
 
-from export import calibration
+from export import calibration, op_origin
 from export.convert import to_saved_model
 from export.errors import ExportError, UnsupportedOpsError
 from export.graph import SIGNATURE_KEY
@@ -191,18 +191,19 @@ def to_tflite(model, path, *, quantization=None, representative_data=None,
         except Exception as exc:
             unsupported = _converter_custom_ops(str(exc))
             if unsupported:
+                located = op_origin.tflite_error_ops(str(exc)) or [(o, "") for o in unsupported]
                 raise UnsupportedOpsError(
-                    f"TFLite has neither a builtin nor a Flex kernel for "
-                    f"{', '.join(unsupported)} (the converter's pattern fusions did not "
-                    "apply to this graph). Replace the layer that lowers to it.",
-                    unsupported) from exc
+                    f"TFLite has neither a builtin nor a Flex kernel for TF op "
+                    f"{op_origin.describe(located, model)} (the converter's pattern fusions "
+                    "did not apply to this graph).", unsupported) from exc
             raise ExportError(f"TFLite conversion failed: "
                               f"{' '.join(str(exc).split())[:400]}") from exc
     info = tflite_ops(content)
     bad = info["flex_ops"] + info["custom_ops"]
     if bad and not (allow_flex and not info["custom_ops"]):
         raise UnsupportedOpsError(
-            f"TFLite model needs non-builtin op(s) {', '.join(bad)}; edge runtimes "
+            f"TFLite model needs non-builtin op "
+            f"{op_origin.describe(op_origin.tflite_custom_nodes(content, bad), model)}; edge runtimes "
             "run builtin ops only. Pass allow_flex=True (--allow-flex) to accept "
             "Flex ops (the artifact is then marked edge_ready: false), or replace "
             "the layers that lower to them.", bad)
