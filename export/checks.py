@@ -157,25 +157,27 @@ def check_options(**values) -> Options:
                       for o in OPTIONS if not o.data})
 
 
-def check_out_dir(out_dir) -> Path:
-    """``out_dir`` as a Path, if it can be (re)placed by an export.
+def check_out_dir(out_dir, *, marker: str = MANIFEST, label: str = "out_dir",
+                  kind: str = "export") -> Path:
+    """``out_dir`` as a Path, if it can be (re)placed by an export (or by another
+    output directory that ``marker`` identifies, e.g. an explain report).
 
     Raises:
         ExportError: a file, a foreign non-empty directory, or unwritable.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ExportError(f"out_dir {str(out)!r} exists and is not a directory. "
-                          "Choose a new or export directory.")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise ExportError(f"{label} {str(out)!r} exists and is not a directory. "
+                          f"Choose a new or {kind} directory.")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
         # Replacing the directory would delete files that are not ours.
-        raise ExportError(f"out_dir {str(out)!r} is not empty and holds no {MANIFEST}; "
+        raise ExportError(f"{label} {str(out)!r} is not empty and holds no {marker}; "
                           "refusing to replace it. Choose a new or empty directory.")
     parent = out.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"Cannot create out_dir {str(out)!r}: {str(parent)!r} is "
+        raise ExportError(f"Cannot create {label} {str(out)!r}: {str(parent)!r} is "
                           "not a writable directory. Choose another output path.")
     return out
 

@@ -7,26 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from export.errors import ExportError
+from export.checks import check_out_dir
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "report.json", "report.md", "error_per_layer.png"
 TITLES = {"tflite": "TFLite int8", "onnx_int8": "int8 ONNX", "tflite_micro": "TFLite Micro"}
 
 
 def check_report_dir(out_dir) -> Path:
-    """``out_dir`` as a Path if a report may (re)place it.
-
-    Raises:
-        ExportError: a file, or a non-empty directory that holds no report.
-    """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {str(out)!r} exists and is not a directory; choose a new "
-                          "or report directory.")
-    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_JSON).exists():
-        raise ExportError(f"--out {str(out)!r} is not empty and holds no {REPORT_JSON}; "
-                          "refusing to replace it. Choose a new or empty directory.")
-    return out
+    """``out_dir`` as a Path if a report may (re)place it (see ``checks.check_out_dir``)."""
+    return check_out_dir(out_dir, marker=REPORT_JSON, label="--out", kind="report")
 
 
 def _number(value, fmt) -> str:
